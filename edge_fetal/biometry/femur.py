@@ -1,0 +1,71 @@
+"""Femur length: the end-to-end extent of the bone along its long axis.
+
+Clinically FL is the straight distance between the two ends of the ossified diaphysis. A slightly
+curved bone bends its centreline, not its chord, so the length is the extent of the bone's
+boundary projected on its principal axis (parallel to the chord for a symmetric bend).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FemurAxis:
+    """The measured bone: end points (x, y) in pixels, its length and mean width."""
+
+    end_a_xy: tuple[float, float]
+    end_b_xy: tuple[float, float]
+    length_px: float
+    width_px: float
+    centreline_residual_px: float  # RMS roughness of the centreline about a smooth curve
+
+    @property
+    def angle_deg(self) -> float:
+        dx = self.end_b_xy[0] - self.end_a_xy[0]
+        dy = self.end_b_xy[1] - self.end_a_xy[1]
+        return math.degrees(math.atan2(dy, dx)) % 180.0
+
+
+def femur_axis(mask: np.ndarray, boundary_xy: np.ndarray) -> FemurAxis:
+    """Long axis, end points and length of a bar-shaped region.
+
+    `mask` is the filled region (bool), `boundary_xy` its sub-pixel boundary points.
+    """
+    ys, xs = np.nonzero(mask)
+    pixels = np.stack([xs, ys], axis=1).astype(np.float64)
+    centre = pixels.mean(axis=0)
+    _, vectors = np.linalg.eigh(np.cov((pixels - centre).T))
+    along = vectors[:, 1]  # principal direction (largest eigenvalue)
+    across = np.array([-along[1], along[0]])
+
+    boundary = np.asarray(boundary_xy, dtype=np.float64) - centre
+    t_boundary = boundary @ along
+    t_min, t_max = float(t_boundary.min()), float(t_boundary.max())
+
+    t_pixels = (pixels - centre) @ along
+    s_pixels = (pixels - centre) @ across
+    centreline, residual = _centreline(t_pixels, s_pixels)
+    end_a = centre + t_min * along + centreline(t_min) * across
+    end_b = centre + t_max * along + centreline(t_max) * across
+    length = t_max - t_min
+    width = float(len(pixels)) / max(length, 1e-9)
+    return FemurAxis(tuple(end_a.tolist()), tuple(end_b.tolist()), length, width, residual)
+
+
+def _centreline(t: np.ndarray, s: np.ndarray):
+    """A quadratic through the per-pixel-slab mean offsets, and the RMS of the slabs about it."""
+    slab = np.floor(t - t.min()).astype(np.int64)
+    counts = np.bincount(slab)
+    sums = np.bincount(slab, weights=s)
+    centres = np.bincount(slab, weights=t)
+    keep = counts > 0
+    slab_t = centres[keep] / counts[keep]
+    slab_s = sums[keep] / counts[keep]
+    degree = 2 if len(slab_t) >= 5 else 0
+    coefficients = np.polyfit(slab_t, slab_s, degree)
+    residual = float(np.sqrt(np.mean((np.polyval(coefficients, slab_t) - slab_s) ** 2)))
+    return (lambda value: float(np.polyval(coefficients, value))), residual

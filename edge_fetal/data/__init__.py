@@ -1,0 +1,1 @@
+"""Datasets (HC18, multi-plane biometry CSVs) and the ultrasound simulator; numpy/OpenCV only."""

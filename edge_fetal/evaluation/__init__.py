@@ -1,0 +1,1 @@
+"""Evaluation: measured biometry against ground truth, summarised per biometric in mm."""
