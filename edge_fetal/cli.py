@@ -35,7 +35,20 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", help="write the per-image table and summary here")
     evaluate.add_argument("--per-image", action="store_true", help="print every image, not only the worst ten")
     evaluate.set_defaults(handler=_run_eval)
+
+    demo = commands.add_parser("demo", help="the main job on bundled example frames")
+    demo.add_argument("--out", default="demo_out", help="output folder")
+    demo.set_defaults(handler=_run_demo)
     return parser
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edge_fetal.demo import run_demo
+
+    run_demo(Path(args.out))
+    return 0
 
 
 def _run_eval(args: argparse.Namespace) -> int:

@@ -24,7 +24,8 @@ NO_SPACING_REASON = "pixel spacing unknown: lengths are given in pixels only"
 class QualityLimits:
     """Thresholds a shape must pass before its length may be shown."""
 
-    min_area_px: int = 300
+    min_area_px: int = 300  # head or abdomen
+    min_femur_area_px: int = 100
     max_second_component_fraction: float = 0.25
     min_aspect_ratio: float = 0.5  # ellipse minor/major
     max_relative_residual: float = 0.04  # RMS fit residual / semi-minor axis
@@ -164,7 +165,8 @@ def _component_problem(structure: str, component: MainComponent, limits: Quality
     """Why the mask's main region cannot be measured at all, or None."""
     if component.area_px == 0:
         return f"no {structure} in the mask"
-    if component.area_px < limits.min_area_px:
+    min_area_px = limits.min_femur_area_px if structure == "femur" else limits.min_area_px
+    if component.area_px < min_area_px:
         return f"{structure} region too small to measure ({component.area_px} px)"
     if component.touches_border:
         return f"{structure} touches the image border: its outline is cut off"
