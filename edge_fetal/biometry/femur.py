@@ -43,8 +43,7 @@ def femur_axis(mask: np.ndarray, boundary_xy: np.ndarray) -> FemurAxis:
     across = np.array([-along[1], along[0]])
 
     boundary = np.asarray(boundary_xy, dtype=np.float64) - centre
-    t_boundary = boundary @ along
-    t_min, t_max = float(t_boundary.min()), float(t_boundary.max())
+    t_min, t_max = _end_positions(boundary @ along)
 
     t_pixels = (pixels - centre) @ along
     s_pixels = (pixels - centre) @ across
@@ -54,6 +53,19 @@ def femur_axis(mask: np.ndarray, boundary_xy: np.ndarray) -> FemurAxis:
     length = t_max - t_min
     width = float(len(pixels)) / max(length, 1e-9)
     return FemurAxis(tuple(end_a.tolist()), tuple(end_b.tolist()), length, width, residual)
+
+
+def _end_positions(t_boundary: np.ndarray) -> tuple[float, float]:
+    """Where each end face really is along the axis.
+
+    Boundary points on a tilted end face scatter up to half a pixel either side of it, so the
+    single extreme point reads long; the mean of the points within one pixel of each extreme
+    sits on the face.
+    """
+    low, high = float(t_boundary.min()), float(t_boundary.max())
+    t_low = float(t_boundary[t_boundary <= low + 1.0].mean())
+    t_high = float(t_boundary[t_boundary >= high - 1.0].mean())
+    return t_low, t_high
 
 
 def _centreline(t: np.ndarray, s: np.ndarray):
