@@ -34,12 +34,69 @@ def _parser() -> argparse.ArgumentParser:
                           help="measure the expert annotations instead of the model (checks the geometry alone)")
     evaluate.add_argument("--json", help="write the per-image table and summary here")
     evaluate.add_argument("--per-image", action="store_true", help="print every image, not only the worst ten")
+    evaluate.add_argument("--model", default=None, help="ONNX model (default: the shipped engines/fetal_mtl.onnx)")
+    evaluate.add_argument("--split", choices=["all", "validation"], default="all",
+                          help="validation: only the HC18 pregnancies the shipped model never trained on (from its manifest)")
+    evaluate.add_argument("--limit", type=int, default=None, help="evaluate the first N frames only")
     evaluate.set_defaults(handler=_run_eval)
+
+    simulate = commands.add_parser("sim", help="write a simulated multi-plane set (frames, masks, biometry.csv)")
+    simulate.add_argument("--out", required=True, help="output folder")
+    simulate.add_argument("--n", type=int, required=True, help="number of frames (planes in turn)")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.set_defaults(handler=_run_sim)
+
+    training = commands.add_parser("train", help="train the multi-task network (needs the `train` extra)")
+    training.add_argument("--config", required=True, help="TOML or JSON training config")
+    training.add_argument("--resume", action="store_true", help="continue the run's last checkpoint")
+    training.set_defaults(handler=_run_train)
 
     demo = commands.add_parser("demo", help="the main job on bundled example frames")
     demo.add_argument("--out", default="demo_out", help="output folder")
     demo.set_defaults(handler=_run_demo)
     return parser
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edge_fetal.data.biometry_csv import CSV_NAME, write_simulated_set
+
+    if args.n <= 0:
+        raise EdgeFetalError(f"--n must be a positive number of frames, got {args.n}")
+    started = time.monotonic()
+    rows = write_simulated_set(Path(args.out), args.n, seed=args.seed)
+    print(f"wrote {len(rows)} simulated frames, masks and {Path(args.out) / CSV_NAME} in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    try:
+        from edge_fetal.train.build_data import build_training_data
+        from edge_fetal.train.config import load_config
+        from edge_fetal.train.loop import train
+    except ImportError as error:
+        raise EdgeFetalError(f"training needs the `train` extra (pip install -e '.[train]'): {error}") from None
+    try:
+        config = load_config(args.config)
+    except (OSError, ValueError) as error:
+        raise EdgeFetalError(f"cannot use config {args.config}: {error}") from None
+    started = time.monotonic()
+    data = build_training_data(config.data)
+    print(f"data ready in {time.monotonic() - started:.0f} s: {json.dumps({k: v for k, v in data.description.items() if 'subjects' not in k})}")
+    run_dir = Path(config.run.out_dir) / config.run.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "data.json").write_text(json.dumps(data.description, indent=2) + "\n")
+    try:
+        train(config, data.dataset, split=(data.train_rows, data.val_rows), resume=args.resume,
+              log=lambda line: print(line, flush=True))
+    except ValueError as error:
+        raise EdgeFetalError(str(error)) from None
+    print(f"trained in {(time.monotonic() - started) / 60:.1f} min: {run_dir}")
+    return 0
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -52,13 +109,56 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    if args.from_annotations:
+        return _run_eval_annotations(args)
+    return _run_eval_model(args)
+
+
+def _run_eval_model(args: argparse.Namespace) -> int:
+    from edge_fetal.engines import default_model_path, load_manifest, validation_subjects
+    from edge_fetal.evaluation.model_eval import evaluate_rows, summarise
+    from edge_fetal.evaluation.report import format_model_evaluation, format_rows, model_evaluation_json, write_json_atomic
+    from edge_fetal.evaluation.samples import biometry_samples, hc18_samples
+    from edge_fetal.progress import progress
+    from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    started = time.monotonic()
+    model_path = args.model or default_model_path()
+    samples = hc18_samples(args.csv, args.images) if args.format == "hc18" else biometry_samples(args.csv, args.images)
+    data_label = "real HC18 frames" if args.format == "hc18" else "frames of a biometry CSV (simulated if made by `edge-fetal sim`)"
+    if args.split == "validation":
+        keep = validation_subjects(load_manifest(model_path))
+        samples = [s for s in samples if s.name.split("_")[0] in keep]
+        data_label += ", validation split of the shipped model (pregnancies never used in training)"
+    samples = samples[: args.limit] if args.limit else samples
+    manifest = load_manifest(model_path, required=False)
+    gflops = manifest.get("model", {}).get("gflops_per_frame")
+    with OnnxRuntimeBackend(model_path) as backend:
+        print(f"model {model_path} ({backend.name}, input {backend.input_size}px"
+              + (f", {gflops:.2f} GFLOP per frame" if gflops else "") + ")")
+        rows = list(progress(evaluate_rows(samples, backend), total=len(samples), label="eval"))
+    evaluation = summarise(rows)
+    seconds = time.monotonic() - started
+    error_columns = [c for c in rows[0] if c.endswith("_error_mm")] if rows else []
+    worst = sorted(rows, key=lambda r: -max([abs(r[c]) for c in error_columns if r.get(c) is not None] or [0.0]))
+    listed = rows if args.per_image else worst[:10]
+    print(format_rows(listed, ["image", "plane_true", "plane_pred", "dice", *error_columns, "withheld_reason"]))
+    print()
+    print(format_model_evaluation(evaluation, data_label))
+    print(f"{seconds:.1f} s")
+    if args.json:
+        extra = {"model": str(model_path), "gflops_per_frame": gflops, "seconds": seconds, "csv": args.csv, "split": args.split}
+        write_json_atomic(args.json, model_evaluation_json(evaluation, data_label, extra))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _run_eval_annotations(args: argparse.Namespace) -> int:
     from edge_fetal.data.hc18 import read_hc18
     from edge_fetal.evaluation.annotations import measure_annotations
     from edge_fetal.evaluation.metrics import summarise_errors
     from edge_fetal.evaluation.report import format_rows, format_summary, write_json_atomic
 
-    if not args.from_annotations:
-        raise EdgeFetalError("evaluating the model is not available yet: pass --from-annotations")
     if args.format != "hc18":
         raise EdgeFetalError("--from-annotations reads HC18 annotation rings: use --format hc18")
     started = time.monotonic()

@@ -43,3 +43,39 @@ def write_json_atomic(path: str | Path, payload: dict) -> None:
         json.dump(payload, handle, indent=2)
         handle.write("\n")
     os.replace(temporary, path)
+
+
+def format_model_evaluation(evaluation, data_label: str) -> str:
+    """The printed summary of a model evaluation: planes, confusion, Dice, biometry errors."""
+    from edge_fetal.runtime.backend import PLANES
+
+    lines = [f"Model evaluation on {data_label}: {len(evaluation.rows)} frames"]
+    lines.append(f"plane accuracy {evaluation.plane_accuracy * 100:.2f} %")
+    lines.append("confusion (rows truth, columns predicted): " + " ".join(f"{p:>7}" for p in PLANES))
+    for plane, counts in zip(PLANES, evaluation.confusion):
+        if counts.sum():
+            lines.append(f"  {plane:>7} " + " ".join(f"{c:>7d}" for c in counts))
+    for plane, value in evaluation.dice_by_class.items():
+        if value is not None:
+            lines.append(f"Dice {plane}: {value:.4f}")
+    for name, summary in evaluation.errors_shown.items():
+        every = evaluation.errors_every_frame[name]
+        lines.append(format_summary(name.upper(), summary) + "   (shown)")
+        lines.append(format_summary(name.upper(), every) + "   (every frame, withheld included)")
+    return "\n".join(lines)
+
+
+def model_evaluation_json(evaluation, data_label: str, extra: dict) -> dict:
+    """The JSON written by `eval --json` for a model evaluation."""
+    from edge_fetal.runtime.backend import PLANES
+
+    return {
+        "mode": "model", "data": data_label, **extra,
+        "frames": len(evaluation.rows),
+        "plane_accuracy": evaluation.plane_accuracy,
+        "confusion": {"classes": list(PLANES), "rows_truth_columns_predicted": evaluation.confusion.tolist()},
+        "dice": evaluation.dice_by_class,
+        "errors_shown": {name: s.as_dict() for name, s in evaluation.errors_shown.items()},
+        "errors_every_frame": {name: s.as_dict() for name, s in evaluation.errors_every_frame.items()},
+        "per_image": evaluation.rows,
+    }

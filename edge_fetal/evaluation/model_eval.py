@@ -1,0 +1,81 @@
+"""Evaluate the model on labelled frames: plane accuracy, Dice, and biometry errors in mm.
+
+Biometry is measured exactly as the stream measures it (`runtime.analyse`), in source pixels.
+A value counts as *shown* when the predicted plane is right and the shape passes its quality
+checks; the error summary over every frame (withheld ones included) is reported beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_fetal.biometry import MEASURE_BY_STRUCTURE
+from edge_fetal.data.hc18 import load_image
+from edge_fetal.evaluation.metrics import ErrorSummary, confusion_matrix, dice, summarise_errors
+from edge_fetal.evaluation.samples import MEASURES, EvalSample
+from edge_fetal.runtime.analyse import analyse_frame, structure_mask_in_source
+from edge_fetal.runtime.backend import PLANES, STRUCTURE_LABEL, Backend
+
+
+@dataclass(frozen=True)
+class ModelEvaluation:
+    """Everything `eval` prints and writes."""
+
+    rows: list[dict]
+    plane_accuracy: float
+    confusion: np.ndarray  # [truth, predicted] over PLANES
+    dice_by_class: dict[str, float | None]
+    errors_shown: dict[str, ErrorSummary]
+    errors_every_frame: dict[str, ErrorSummary]
+
+
+def evaluate_rows(samples: Iterable[EvalSample], backend: Backend) -> Iterator[dict]:
+    """One row per frame: truth and predicted plane, Dice, and each biometric true/measured/error."""
+    for sample in samples:
+        analysis = analyse_frame(load_image(sample.image_path), backend, sample.mm_per_px)
+        row = {"image": sample.name, "plane_true": sample.plane, "plane_pred": analysis.plane,
+               "plane_prob": analysis.plane_probabilities[analysis.plane], "dice": None}
+        if sample.load_mask is not None and sample.plane in STRUCTURE_LABEL:
+            label = STRUCTURE_LABEL[sample.plane]
+            predicted = structure_mask_in_source(analysis.labels_model, label, analysis.mapping)
+            row["dice"] = dice(predicted, sample.load_mask() == label)
+        # The truth plane's structure is measured even when the plane was missed, for the
+        # every-frame error; it is only *shown* when the plane was right and quality passed.
+        measurement = analysis.measurement
+        if sample.plane in STRUCTURE_LABEL and analysis.plane != sample.plane:
+            mask = structure_mask_in_source(analysis.labels_model, STRUCTURE_LABEL[sample.plane], analysis.mapping)
+            measurement = MEASURE_BY_STRUCTURE[sample.plane](mask, sample.mm_per_px)
+        shown = measurement is not None and measurement.shown and analysis.plane == sample.plane
+        row["shown"] = shown
+        row["withheld_reason"] = None if shown or measurement is None else (
+            measurement.withheld_reason or f"plane read as {analysis.plane}")
+        for name, truth in sample.truth_mm.items():
+            value_px = measurement.values_px.get(name) if measurement is not None else None
+            measured = value_px * sample.mm_per_px if value_px is not None else None
+            row[f"{name}_true_mm"] = truth
+            row[f"{name}_mm"] = measured
+            row[f"{name}_error_mm"] = None if measured is None else measured - truth
+        yield row
+
+
+def summarise(rows: list[dict]) -> ModelEvaluation:
+    """Aggregate per-frame rows into the evaluation figures."""
+    truth = [PLANES.index(row["plane_true"]) for row in rows]
+    predicted = [PLANES.index(row["plane_pred"]) for row in rows]
+    accuracy = float(np.mean(np.array(truth) == np.array(predicted))) if rows else 0.0
+    dice_by_class = {}
+    for plane in STRUCTURE_LABEL:
+        values = [row["dice"] for row in rows if row["plane_true"] == plane and row["dice"] is not None]
+        dice_by_class[plane] = float(np.mean(values)) if values else None
+    shown, every = {}, {}
+    for name in MEASURES:
+        key = f"{name}_error_mm"
+        errors = [row[key] for row in rows if row.get(key) is not None]
+        if not any(key in row for row in rows):
+            continue
+        every[name] = summarise_errors(errors)
+        shown[name] = summarise_errors([row[key] for row in rows if row.get(key) is not None and row["shown"]])
+    return ModelEvaluation(rows, accuracy, confusion_matrix(truth, predicted, len(PLANES)), dice_by_class, shown, every)

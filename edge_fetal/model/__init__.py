@@ -1,0 +1,1 @@
+"""Multi-task network (segmentation + plane) and its loss; needs the `train` extra (torch)."""

@@ -1,0 +1,72 @@
+"""Multi-task loss: seg_weight * (soft Dice + cross-entropy) + plane_weight * plane cross-entropy.
+
+Samples without a mask (`has_mask` False, e.g. "other" frames with no annotation) count only in
+the plane term. A batch with no masks at all has a seg loss of exactly zero (never NaN).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LossTerms(NamedTuple):
+    total: torch.Tensor
+    seg_ce: torch.Tensor
+    dice: torch.Tensor  # 1 - mean soft Dice over foreground classes present in the batch
+    plane_ce: torch.Tensor
+
+
+def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """1 - mean soft Dice over the foreground classes (1..C-1) present in `target`.
+
+    probs: [M,C,H,W] softmax probabilities; target: [M,H,W] int64 labels. Dice is pooled over the
+    batch per class (stable for small structures). No foreground in the batch → 0.
+    """
+    num_classes = probs.shape[1]
+    one_hot = F.one_hot(target, num_classes).permute(0, 3, 1, 2).to(probs.dtype)
+    dims = (0, 2, 3)
+    intersection = (probs * one_hot).sum(dims)[1:]
+    cardinality = (probs + one_hot).sum(dims)[1:]
+    present = one_hot.sum(dims)[1:] > 0
+    if not bool(present.any()):
+        return probs.new_zeros(())
+    dice = (2 * intersection + eps) / (cardinality + eps)
+    return 1 - dice[present].mean()
+
+
+class MultiTaskLoss(nn.Module):
+    """`forward(seg_logits, plane_logits, seg_target, has_mask, plane_target) -> LossTerms`.
+
+    seg_logits [N,C,H,W], plane_logits [N,P] (any float dtype; computed in float32),
+    seg_target [N,H,W] int64, has_mask [N] bool, plane_target [N] int64.
+    """
+
+    def __init__(self, seg_weight: float = 1.0, plane_weight: float = 1.0):
+        super().__init__()
+        if seg_weight < 0 or plane_weight < 0 or seg_weight + plane_weight == 0:
+            raise ValueError(f"weights must be >= 0 and not both 0, got {seg_weight}, {plane_weight}")
+        self.seg_weight = seg_weight
+        self.plane_weight = plane_weight
+
+    def forward(
+        self,
+        seg_logits: torch.Tensor,
+        plane_logits: torch.Tensor,
+        seg_target: torch.Tensor,
+        has_mask: torch.Tensor,
+        plane_target: torch.Tensor,
+    ) -> LossTerms:
+        plane_ce = F.cross_entropy(plane_logits.float(), plane_target)
+        if bool(has_mask.any()):
+            logits = seg_logits[has_mask].float()
+            target = seg_target[has_mask]
+            seg_ce = F.cross_entropy(logits, target)
+            dice = soft_dice_loss(logits.softmax(dim=1), target)
+        else:
+            seg_ce = dice = plane_ce.new_zeros(())
+        total = self.seg_weight * (seg_ce + dice) + self.plane_weight * plane_ce
+        return LossTerms(total, seg_ce, dice, plane_ce)

@@ -1,0 +1,1 @@
+"""Inference backends behind one interface; each runtime library is imported inside its own module."""

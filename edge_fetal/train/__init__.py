@@ -1,0 +1,1 @@
+"""Training: config, augmentations, in-memory dataset, the loop; needs the `train` extra."""

@@ -1,0 +1,229 @@
+"""Model, loss, augmentation and training loop on tiny data (64² frames, widths (4, 8, 16))."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+cv2 = pytest.importorskip("cv2")
+
+from edge_fetal.model.loss import MultiTaskLoss  # noqa: E402
+from edge_fetal.model.unet import (  # noqa: E402
+    ONNX_INPUT_NAMES,
+    ONNX_OUTPUT_NAMES,
+    ExportWrapper,
+    MultiTaskOutput,
+    MultiTaskUNet,
+    count_gflops,
+)
+from edge_fetal.train.augment import Augmenter  # noqa: E402
+from edge_fetal.train.config import AugmentConfig, TrainConfig, load_config  # noqa: E402
+from edge_fetal.train.dataset import ArrayDataset, split_indices  # noqa: E402
+from edge_fetal.train.loop import train  # noqa: E402
+
+TINY = dict(widths=(4, 8, 16), separable_from=1)
+SIZE = 64
+
+
+def tiny_data(n: int = 12, seed: int = 0) -> ArrayDataset:
+    """Ellipses (head), disks (abdomen), bars (femur), plain texture (other, no mask)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(20, 80, size=(n, SIZE, SIZE), dtype=np.uint8)
+    labels = np.zeros((n, SIZE, SIZE), np.uint8)
+    plane = np.arange(n) % 4
+    for i in range(n):
+        centre = tuple(int(v) for v in rng.integers(24, 40, size=2))
+        if plane[i] == 0:
+            cv2.ellipse(labels[i], centre, (14, 10), 0, 0, 360, 1, -1)
+        elif plane[i] == 1:
+            cv2.circle(labels[i], centre, 12, 2, -1)
+        elif plane[i] == 2:
+            cv2.line(labels[i], (12, centre[1]), (50, centre[1]), 3, 3)
+        images[i][labels[i] > 0] = 200
+    return ArrayDataset(images, labels, plane != 3, plane.astype(np.int64))
+
+
+def tiny_config(tmp_path, name: str = "smoke", epochs: int = 2) -> TrainConfig:
+    return TrainConfig.from_dict({
+        "data": {"image_size": SIZE, "batch_size": 4},
+        "model": {"widths": list(TINY["widths"]), "separable_from": TINY["separable_from"]},
+        "optim": {"epochs": epochs, "lr": 1e-2},
+        "run": {"name": name, "out_dir": str(tmp_path), "log_every": 1, "seed": 3, "autocast": "bf16"},
+    })
+
+
+SPLIT = (np.arange(8), np.arange(8, 12))  # 8 train frames / batch 4 → 2 steps per epoch
+
+
+def test_forward_shapes_and_fixed_return_type():
+    model = MultiTaskUNet(**TINY).eval()
+    out = model(torch.rand(2, 1, SIZE, SIZE))
+    assert isinstance(out, MultiTaskOutput)
+    assert out.seg_logits.shape == (2, 4, SIZE, SIZE)
+    assert out.plane_logits.shape == (2, 4)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"widths": (8,)}, {"widths": (8, 0)}, {"separable_from": 9}, {"dropout": 1.0}, {"num_planes": 1},
+])
+def test_bad_model_config_raises_at_construction(kwargs):
+    with pytest.raises(ValueError):
+        MultiTaskUNet(**{**TINY, **kwargs})
+
+
+def test_gflop_counter_on_known_convs():
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1))
+    assert count_gflops(conv, size=32) == pytest.approx(2 * 32 * 32 * 8 * 9 / 1e9)
+    depthwise = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 1), torch.nn.Conv2d(8, 8, 3, padding=1, groups=8))
+    assert count_gflops(depthwise, size=32) == pytest.approx(2 * 32 * 32 * (8 + 8 * 9) / 1e9)
+
+
+def test_default_model_within_budget():
+    assert 0.5 < count_gflops(MultiTaskUNet(), size=256) <= 2.0
+
+
+def test_export_wrapper_outputs_labels_and_logits():
+    model = MultiTaskUNet(**TINY).eval()
+    image = torch.rand(3, 1, SIZE, SIZE)
+    labels, plane_logits = ExportWrapper(model).eval()(image)
+    assert labels.dtype == torch.uint8 and labels.shape == (3, SIZE, SIZE)
+    assert plane_logits.dtype == torch.float32 and plane_logits.shape == (3, 4)
+    assert torch.equal(labels.long(), model(image).seg_logits.argmax(1))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy exporter, on purpose
+def test_export_wrapper_onnx_round_trip(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    wrapper = ExportWrapper(MultiTaskUNet(**TINY)).eval()
+    path = tmp_path / "tiny.onnx"
+    dynamic = {name: {0: "batch"} for name in ONNX_INPUT_NAMES + ONNX_OUTPUT_NAMES}
+    torch.onnx.export(wrapper, (torch.rand(1, 1, SIZE, SIZE),), str(path), dynamo=False, opset_version=17,
+                      input_names=list(ONNX_INPUT_NAMES), output_names=list(ONNX_OUTPUT_NAMES),
+                      dynamic_axes=dynamic)
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.onnx"]  # one file, weights inside
+    image = np.random.default_rng(0).random((2, 1, SIZE, SIZE), dtype=np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    labels, plane_logits = session.run(None, {"image": image})
+    assert labels.dtype == np.uint8 and labels.shape == (2, SIZE, SIZE)
+    with torch.no_grad():
+        ref_labels, ref_logits = (t.numpy() for t in wrapper(torch.from_numpy(image)))
+    assert (labels == ref_labels).mean() > 0.999
+    np.testing.assert_allclose(plane_logits, ref_logits, atol=1e-4)
+
+
+def test_loss_ignores_samples_without_mask():
+    torch.manual_seed(0)
+    loss_fn = MultiTaskLoss(seg_weight=1.0, plane_weight=0.5)
+    seg = torch.randn(2, 4, 16, 16, requires_grad=True)
+    plane = torch.randn(2, 4, requires_grad=True)
+    target = torch.randint(0, 4, (2, 16, 16))
+    has_mask = torch.tensor([True, False])
+    planes = torch.tensor([0, 3])
+    terms = loss_fn(seg, plane, target, has_mask, planes)
+    terms.total.backward()
+    assert seg.grad[1].abs().max() == 0 and seg.grad[0].abs().max() > 0
+    other = target.clone()
+    other[1] = 3 - other[1]  # a different (ignored) mask for the unmasked sample
+    assert torch.equal(loss_fn(seg, plane, other, has_mask, planes).total, terms.total)
+
+    with torch.no_grad():
+        none = loss_fn(seg, plane, target, torch.tensor([False, False]), planes)
+    assert float(none.seg_ce) == 0.0 and float(none.dice) == 0.0
+    assert torch.isfinite(none.total) and float(none.total) == pytest.approx(0.5 * float(none.plane_ce))
+
+
+def test_dice_near_zero_for_perfect_prediction():
+    target = torch.zeros(1, 16, 16, dtype=torch.long)
+    target[0, 4:10, 4:10] = 2
+    logits = torch.nn.functional.one_hot(target, 4).permute(0, 3, 1, 2).float() * 50
+    terms = MultiTaskLoss()(logits, torch.zeros(1, 4), target, torch.tensor([True]), torch.tensor([1]))
+    assert float(terms.dice) < 1e-3 and float(terms.seg_ce) < 1e-3
+
+
+def test_augment_keeps_shapes_and_labels_exact():
+    data = tiny_data()
+    augment = Augmenter(AugmentConfig(p_gamma=1, p_depth=1, p_rotate=1, p_flip=0.5, p_translate=1,
+                                      p_speckle=1, p_shadow=1))
+    rng = np.random.default_rng(0)
+    for i in range(len(data.images)):
+        for _ in range(3):
+            image, label = augment(data.images[i], data.labels[i], rng)
+            assert image.shape == label.shape == (SIZE, SIZE)
+            assert image.dtype == label.dtype == np.uint8
+            assert set(np.unique(label)) <= set(np.unique(data.labels[i])) | {0}
+
+
+def test_dataset_augments_training_view_only():
+    data = tiny_data()
+    train_view = data.view(np.arange(4), augmenter=Augmenter())
+    val_view = data.view(np.arange(4))
+    assert torch.equal(val_view[1]["image"][0], torch.from_numpy(data.images[1] / 255.0).float())
+    assert not torch.equal(train_view[1]["image"], val_view[1]["image"])
+    assert torch.equal(train_view[1]["image"], train_view[1]["image"])  # seeded by (seed, epoch, row)
+    sample = train_view[0]
+    assert sample["image"].shape == (1, SIZE, SIZE) and sample["label"].dtype == torch.int64
+
+
+def test_split_keeps_groups_together_and_covers_planes():
+    plane = np.repeat(np.arange(4), 10)
+    groups = np.arange(40) // 2
+    train_rows, val_rows = split_indices(plane, groups, 0.25, seed=0)
+    assert len(train_rows) + len(val_rows) == 40
+    assert not set(groups[train_rows]) & set(groups[val_rows])
+    assert set(plane[val_rows]) == {0, 1, 2, 3}
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_training_checkpoints_and_resumes_exactly(tmp_path):
+    data = tiny_data()
+    full_dir = train(tiny_config(tmp_path, "full"), data, split=SPLIT, log=lambda _: None)
+    for name in ("last.pt", "best.pt", "history.jsonl"):
+        assert (full_dir / name).exists()
+    history = [json.loads(line) for line in (full_dir / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert set(history[-1]["val"]) >= {"plane_acc", "dice", "mean_dice", "loss"}
+
+    def stop_after_first_epoch(line: str) -> None:
+        if line.startswith("epoch 1/2 "):
+            raise _Interrupt
+    cfg = tiny_config(tmp_path, "resumed")
+    with pytest.raises(_Interrupt):
+        train(cfg, data, split=SPLIT, log=stop_after_first_epoch)
+    with pytest.raises(ValueError):
+        train(cfg, data, split=SPLIT, log=lambda _: None)  # exists: must say resume
+    resumed_dir = train(cfg, data, resume=True, log=lambda _: None)
+
+    full = torch.load(full_dir / "last.pt", weights_only=True)
+    resumed = torch.load(resumed_dir / "last.pt", weights_only=True)
+    assert resumed["epoch"] == full["epoch"] == 2
+    assert resumed["split"] == full["split"]
+    for key, value in full["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=1e-6)
+    assert len((resumed_dir / "history.jsonl").read_text().splitlines()) == 2
+
+
+def test_resume_refuses_a_changed_model(tmp_path):
+    data = tiny_data()
+    train(tiny_config(tmp_path, "run", epochs=1), data, split=SPLIT, log=lambda _: None)
+    changed = TrainConfig.from_dict({**tiny_config(tmp_path, "run", epochs=1).to_dict(),
+                                     "model": {"widths": [4, 8, 32]}})
+    with pytest.raises(ValueError, match="model"):
+        train(changed, data, resume=True, log=lambda _: None)
+
+
+def test_config_loads_toml_and_rejects_unknown_keys(tmp_path):
+    good = tmp_path / "c.toml"
+    good.write_text('[model]\nwidths = [8, 16]\n[optim]\nlr = 1\n[run]\nname = "x"\n')
+    cfg = load_config(good)
+    assert cfg.model.widths == (8, 16) and cfg.optim.lr == 1.0 and cfg.run.name == "x"
+    bad = tmp_path / "b.json"
+    bad.write_text(json.dumps({"model": {"width": [8, 16]}}))
+    with pytest.raises(ValueError, match="width"):
+        load_config(bad)
