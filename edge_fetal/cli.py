@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["all", "validation"], default="all",
                           help="validation: only the HC18 pregnancies the shipped model never trained on (from its manifest)")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate the first N frames only")
+    evaluate.add_argument("--record", metavar="NAME",
+                          help="also store the summary figures under evaluation.NAME in the model's manifest")
     evaluate.set_defaults(handler=_run_eval)
 
     simulate = commands.add_parser("sim", help="write a simulated multi-plane set (frames, masks, biometry.csv)")
@@ -50,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     training.add_argument("--config", required=True, help="TOML or JSON training config")
     training.add_argument("--resume", action="store_true", help="continue the run's last checkpoint")
     training.set_defaults(handler=_run_train)
+
+    export = commands.add_parser("export", help="convert a trained checkpoint for deployment")
+    targets = export.add_subparsers(dest="target", required=True)
+    to_onnx = targets.add_parser("onnx", help="torch checkpoint → ONNX (contract in DESIGN.md) + manifest")
+    to_onnx.add_argument("--checkpoint", required=True, help="training checkpoint (runs/NAME/best.pt)")
+    to_onnx.add_argument("--out", default="engines/fetal_mtl.onnx")
+    to_onnx.set_defaults(handler=_run_export_onnx)
 
     demo = commands.add_parser("demo", help="the main job on bundled example frames")
     demo.add_argument("--out", default="demo_out", help="output folder")
@@ -96,6 +105,29 @@ def _run_train(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise EdgeFetalError(str(error)) from None
     print(f"trained in {(time.monotonic() - started) / 60:.1f} min: {run_dir}")
+    return 0
+
+
+def _run_export_onnx(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from export.checkpoint import load_model
+    from export.manifest import model_manifest, write_manifest
+    from export.onnx_export import OPSET, export_onnx
+    from edge_fetal.engines import manifest_path
+    from edge_fetal.model.unet import count_gflops, count_params
+
+    model, checkpoint = load_model(args.checkpoint)
+    image_size = checkpoint["config"]["data"]["image_size"]
+    out = export_onnx(model, args.out, image_size)
+    data_file = Path(args.checkpoint).with_name("data.json")
+    data_description = json.loads(data_file.read_text()) if data_file.is_file() else {}
+    manifest = model_manifest(out, image_size, OPSET, count_gflops(model, image_size), count_params(model),
+                              checkpoint, data_description)
+    write_manifest(manifest_path(out), manifest)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {manifest['model']['gflops_per_frame']:.2f} GFLOP/frame)"
+          f" and {manifest_path(out)}")
     return 0
 
 
@@ -150,6 +182,14 @@ def _run_eval_model(args: argparse.Namespace) -> int:
         extra = {"model": str(model_path), "gflops_per_frame": gflops, "seconds": seconds, "csv": args.csv, "split": args.split}
         write_json_atomic(args.json, model_evaluation_json(evaluation, data_label, extra))
         print(f"wrote {args.json}")
+    if args.record:
+        from export.manifest import record_evaluation
+        from edge_fetal.engines import manifest_path
+
+        figures = model_evaluation_json(evaluation, data_label, {"seconds": seconds})
+        del figures["per_image"]
+        record_evaluation(manifest_path(model_path), args.record, figures, "edge-fetal " + " ".join(sys.argv[1:]))
+        print(f"recorded as evaluation.{args.record} in {manifest_path(model_path)}")
     return 0
 
 

@@ -34,8 +34,10 @@ class _Rows:
     planes: list = field(default_factory=list)
     groups: list = field(default_factory=list)
     is_val: list = field(default_factory=list)
+    is_real_head: list = field(default_factory=list)
 
-    def add(self, image, labels, plane: str, group: str, is_val: bool) -> None:
+    def add(self, image, labels, plane: str, group: str, is_val: bool, is_real_head: bool = False) -> None:
+        self.is_real_head.append(is_real_head)
         self.images.append(image)
         self.labels.append(labels)
         self.planes.append(PLANES.index(plane))
@@ -82,7 +84,7 @@ def build_training_data(cfg: DataConfig) -> TrainingData:
         np.stack(rows.images), np.stack(rows.labels), np.ones(len(rows.images), bool),
         np.array(rows.planes, np.int64), groups=np.array(rows.groups),
     )
-    real_train = np.flatnonzero(~is_val & np.char.startswith(dataset.groups.astype(str), "hc18:"))
+    real_train = np.flatnonzero(~is_val & np.array(rows.is_real_head))
     train_rows = np.concatenate([np.flatnonzero(~is_val)] + [real_train] * (cfg.hc18_repeat - 1))
     description = {
         "hc18_train_images": len(train_items), "hc18_validation_images": len(val_items),
@@ -101,7 +103,7 @@ def _add_hc18(rows: _Rows, train_items: list[HC18Item], val_items: list[HC18Item
     tagged = [(item, False) for item in train_items] + [(item, True) for item in val_items]
     for item, is_val in progress(tagged, total=len(tagged), label="HC18 frames"):
         image, labels = to_model(load_image(item.image_path), head_mask(item).astype(np.uint8), size)
-        rows.add(image, labels, "head", f"hc18:{item.subject}", is_val)
+        rows.add(image, labels, "head", f"hc18:{item.subject}", is_val, is_real_head=True)
 
 
 def _add_simulated(rows: _Rows, cfg: DataConfig) -> None:

@@ -167,7 +167,10 @@ def load_config(path: str | Path) -> TrainConfig:
     """Read a `.toml` or `.json` file into a TrainConfig."""
     path = Path(path)
     if path.suffix == ".toml":
-        import tomllib  # Python >= 3.11
+        try:
+            import tomllib  # Python >= 3.11
+        except ModuleNotFoundError:  # Python 3.10: the same parser, packaged as tomli
+            import tomli as tomllib
 
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     elif path.suffix == ".json":
