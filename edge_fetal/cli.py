@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", help="write the per-image table and summary here")
     evaluate.add_argument("--per-image", action="store_true", help="print every image, not only the worst ten")
     evaluate.add_argument("--model", default=None, help="ONNX model (default: the shipped engines/fetal_mtl.onnx)")
+    _add_backend_arguments(evaluate)
     evaluate.add_argument("--split", choices=["all", "validation"], default="all",
                           help="validation: only the HC18 pregnancies the shipped model never trained on (from its manifest)")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate the first N frames only")
@@ -59,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     to_onnx.add_argument("--checkpoint", required=True, help="training checkpoint (runs/NAME/best.pt)")
     to_onnx.add_argument("--out", default="engines/fetal_mtl.onnx")
     to_onnx.set_defaults(handler=_run_export_onnx)
+    to_trt = targets.add_parser("tensorrt", help="ONNX → TensorRT FP16 engine + manifest (run on the Jetson that uses it)")
+    to_trt.add_argument("--onnx", default="engines/fetal_mtl.onnx", help="exported model")
+    to_trt.add_argument("--out", default=None, help="engine path (default: the ONNX path with .engine)")
+    to_trt.add_argument("--fp32", action="store_true", help="FP32 engine (default FP16, plane head kept FP32)")
+    to_trt.add_argument("--max-batch", type=int, default=4)
+    to_trt.add_argument("--opt-batch", type=int, default=1)
+    to_trt.add_argument("--workspace-mb", type=int, default=1024)
+    to_trt.add_argument("--timing-cache", default="engines/fetal_mtl.timing_cache", help="reused across rebuilds; '' = none")
+    to_trt.set_defaults(handler=_run_export_tensorrt)
 
     demo = commands.add_parser("demo", help="the main job on bundled example frames")
     demo.add_argument("--out", default="demo_out", help="output folder")
@@ -140,6 +150,23 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"], default="auto",
+                        help="auto: a valid TensorRT engine, else ONNX Runtime GPU, else CPU; torch needs --model CHECKPOINT.pt")
+    parser.add_argument("--engine", default=None, help="TensorRT engine (default: --model with .engine)")
+
+
+def _run_export_tensorrt(args: argparse.Namespace) -> int:
+    from edge_fetal.runtime.select import default_engine_path
+    from export.tensorrt_build import build_engine
+
+    started = time.monotonic()
+    build_engine(args.onnx, args.out or default_engine_path(args.onnx), fp16=not args.fp32, max_batch=args.max_batch,
+                 opt_batch=args.opt_batch, workspace_mb=args.workspace_mb, timing_cache_path=args.timing_cache or None)
+    print(f"built in {time.monotonic() - started:.0f} s")
+    return 0
+
+
 def _run_eval(args: argparse.Namespace) -> int:
     if args.from_annotations:
         return _run_eval_annotations(args)
@@ -152,7 +179,7 @@ def _run_eval_model(args: argparse.Namespace) -> int:
     from edge_fetal.evaluation.report import format_model_evaluation, format_rows, model_evaluation_json, write_json_atomic
     from edge_fetal.evaluation.samples import biometry_samples, hc18_samples
     from edge_fetal.progress import progress
-    from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from edge_fetal.runtime.select import open_backend
 
     started = time.monotonic()
     model_path = args.model or default_model_path()
@@ -165,7 +192,7 @@ def _run_eval_model(args: argparse.Namespace) -> int:
     samples = samples[: args.limit] if args.limit else samples
     manifest = load_manifest(model_path, required=False)
     gflops = manifest.get("model", {}).get("gflops_per_frame")
-    with OnnxRuntimeBackend(model_path) as backend:
+    with open_backend(args.backend, model_path, engine_path=args.engine) as backend:
         print(f"model {model_path} ({backend.name}, input {backend.input_size}px"
               + (f", {gflops:.2f} GFLOP per frame" if gflops else "") + ")")
         rows = list(progress(evaluate_rows(samples, backend), total=len(samples), label="eval"))

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One check for a CUDA machine (a Jetson, or any NVIDIA GPU with PyTorch+CUDA): the GPU tests,
+# then a model latency table (torch FP32/FP16; TensorRT and ONNX Runtime GPU where installed).
+# Finishes in about 5 minutes at most; writes only inside the repository:
+#   benchmarks/results/gpu_<gpu-name>_<date>.json   (kept)
+#   benchmarks/results/_scratch_*                    (removed at the end)
+# Usage: benchmarks/gpu_check.sh [--checkpoint runs/NAME/best.pt]   (PYTHON=... to pick the interpreter)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+REPO="$PWD"
+if [[ -z "${PYTHON:-}" ]]; then
+    if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON="$(command -v python3 || command -v python)"; fi
+fi
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
+SCRATCH="$REPO/benchmarks/results/_scratch_check_$$"
+mkdir -p "$SCRATCH"
+trap 'rm -rf "$SCRATCH"' EXIT
+
+echo "== machine"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+"$PYTHON" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())'
+
+echo "== GPU tests (pytest -m gpu)"
+timeout 150 "$PYTHON" -m pytest -m gpu -q -rs -p no:cacheprovider --continue-on-collection-errors --basetemp "$SCRATCH/pytest" tests/
+tests_status=$?
+
+echo "== latency"
+timeout 150 "$PYTHON" benchmarks/gpu_latency.py --budget-s 100 "$@"
+bench_status=$?
+
+echo "== done: tests exit $tests_status, latency exit $bench_status"
+exit $(( tests_status != 0 || bench_status != 0 ))

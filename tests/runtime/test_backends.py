@@ -1,0 +1,201 @@
+"""Every backend keeps the same contract: same frames → same names, dtypes, shapes and (nearly) values.
+
+`BackendConformance` holds the tests; each backend subclasses it with a `backend` fixture and its
+tolerances against ONNX Runtime on the CPU (the reference). GPU subclasses skip cleanly here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_fetal.errors import BackendError
+from edge_fetal.runtime.backend import ModelOutputs
+from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend, physical_cores
+from edge_fetal.runtime.torch_backend import TorchBackend
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def reference(request, frames) -> ModelOutputs:
+    """ONNX Runtime on the CPU; eager torch on the CPU where onnx/onnxruntime are not installed."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        with TorchBackend(request.getfixturevalue("tiny_checkpoint")) as backend:
+            return backend.infer(frames)
+    with OnnxRuntimeBackend(request.getfixturevalue("tiny_onnx"), providers=["CPUExecutionProvider"], threads=1) as backend:
+        return backend.infer(frames)
+
+
+@pytest.fixture
+def ort_cpu(tiny_onnx):
+    pytest.importorskip("onnxruntime")
+    return tiny_onnx
+
+
+class BackendConformance:
+    """Subclasses provide a `backend` fixture (yield an open backend) and their tolerances."""
+
+    label_agreement = 0.999  # fraction of equal labels vs the reference
+    logits_atol = 1e-4
+
+    def test_outputs_follow_the_contract(self, backend, frames):
+        outputs = backend.infer(frames)
+        assert isinstance(outputs, ModelOutputs)
+        assert outputs.seg_labels.dtype == np.uint8 and outputs.seg_labels.shape == (4, SIZE, SIZE)
+        assert outputs.plane_logits.dtype == np.float32 and outputs.plane_logits.shape == (4, 4)
+        assert outputs.seg_labels.max() <= 3
+        assert np.isfinite(outputs.plane_logits).all()
+        assert backend.input_size == SIZE
+
+    def test_agrees_with_onnxruntime_on_the_cpu(self, backend, frames, reference):
+        outputs = backend.infer(frames)
+        assert (outputs.seg_labels == reference.seg_labels).mean() >= self.label_agreement
+        np.testing.assert_allclose(outputs.plane_logits, reference.plane_logits, atol=self.logits_atol, rtol=0)
+
+    def test_one_frame_alone_matches_it_in_a_batch(self, backend, frames):
+        whole = backend.infer(frames)
+        alone = backend.infer(frames[2:3])
+        assert (alone.seg_labels[0] == whole.seg_labels[2]).mean() >= self.label_agreement
+        np.testing.assert_allclose(alone.plane_logits[0], whole.plane_logits[2], atol=self.logits_atol, rtol=0)
+
+    def test_outputs_are_not_overwritten_by_the_next_call(self, backend, frames):
+        first = backend.infer(frames[:1])
+        kept = (first.seg_labels.copy(), first.plane_logits.copy())
+        backend.infer(frames[3:4])
+        again = backend.infer(frames[:1])
+        np.testing.assert_array_equal(first.seg_labels, kept[0])
+        np.testing.assert_array_equal(first.plane_logits, kept[1])
+        np.testing.assert_array_equal(again.seg_labels, kept[0])
+
+    def test_close_twice_is_harmless(self, backend):
+        backend.close()
+        backend.close()
+
+
+class TestOnnxRuntimeCPU(BackendConformance):
+    label_agreement, logits_atol = 1.0, 0.0
+
+    @pytest.fixture
+    def backend(self, ort_cpu):
+        with OnnxRuntimeBackend(ort_cpu, providers=["CPUExecutionProvider"], threads=1) as backend:
+            yield backend
+
+
+class TestTorchCPU(BackendConformance):
+    """Eager torch against the exported graph: the ONNX export is faithful."""
+
+    @pytest.fixture
+    def backend(self, tiny_checkpoint):
+        with TorchBackend(tiny_checkpoint, device="cpu") as backend:
+            yield backend
+
+
+# --- GPU: skipped cleanly without CUDA ------------------------------------------------------------
+
+def _require_torch_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch sees no CUDA GPU")
+
+
+def _require_tensorrt():
+    pytest.importorskip("tensorrt")
+    from edge_fetal.runtime.cuda_memory import cuda_device
+
+    try:
+        cuda_device()
+    except BackendError as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="module")
+def tiny_engine(tiny_onnx, tmp_path_factory):
+    _require_tensorrt()
+    from export.tensorrt_build import build_engine
+
+    return build_engine(tiny_onnx, tmp_path_factory.mktemp("engine") / "tiny.engine", fp16=True, max_batch=4,
+                        workspace_mb=256, log=lambda _line: None)
+
+
+@pytest.mark.gpu
+class TestTorchCUDA(BackendConformance):
+    label_agreement, logits_atol = 0.99, 5e-2  # FP16
+
+    @pytest.fixture
+    def backend(self, tiny_checkpoint):
+        _require_torch_cuda()
+        with TorchBackend(tiny_checkpoint, device="cuda") as backend:
+            yield backend
+
+
+@pytest.mark.gpu
+class TestOnnxRuntimeCUDA(BackendConformance):
+    label_agreement, logits_atol = 0.995, 1e-2  # TF32 convolutions
+
+    @pytest.fixture
+    def backend(self, tiny_onnx):
+        onnxruntime = pytest.importorskip("onnxruntime")
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            pytest.skip("onnxruntime-gpu (CUDAExecutionProvider) is not installed")
+        with OnnxRuntimeBackend(tiny_onnx, providers=["CUDAExecutionProvider", "CPUExecutionProvider"]) as backend:
+            yield backend
+
+
+@pytest.mark.gpu
+class TestTensorRT(BackendConformance):
+    label_agreement, logits_atol = 0.99, 5e-2  # FP16 body, FP32 plane head
+    use_cuda_graph = False
+
+    @pytest.fixture
+    def backend(self, tiny_engine, tiny_onnx):
+        from edge_fetal.runtime.tensorrt_backend import TensorRTBackend
+
+        with TensorRTBackend(tiny_engine, onnx_path=tiny_onnx, use_cuda_graph=self.use_cuda_graph) as backend:
+            yield backend
+
+    def test_more_frames_than_the_profile_run_in_slices(self, backend, frames):
+        many = np.concatenate([frames, frames[:2]])  # 6 > max batch 4
+        outputs = backend.infer(many)
+        assert outputs.seg_labels.shape == (6, SIZE, SIZE)
+        np.testing.assert_array_equal(outputs.seg_labels[4:], outputs.seg_labels[:2])
+
+
+@pytest.mark.gpu
+class TestTensorRTCudaGraph(TestTensorRT):
+    use_cuda_graph = True
+
+
+# --- backend-specific behaviour ---------------------------------------------------------------------
+
+def test_onnxruntime_refuses_a_provider_it_lacks_instead_of_falling_back(ort_cpu):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has CUDA")
+    with pytest.raises(BackendError, match="CUDAExecutionProvider"):
+        OnnxRuntimeBackend(ort_cpu, providers=["CUDAExecutionProvider"])
+
+
+def test_onnxruntime_says_which_provider_it_chose(ort_cpu):
+    lines = []
+    with OnnxRuntimeBackend(ort_cpu, log=lines.append) as backend:
+        assert backend.providers[0] in lines[0]
+    assert len(lines) == 1 and "best of the available" in lines[0]
+
+
+def test_onnxruntime_uses_one_thread_per_physical_core():
+    assert 1 <= physical_cores() <= (__import__("os").cpu_count() or 1)
+
+
+def test_torch_backend_refuses_an_onnx_file(tiny_onnx):
+    with pytest.raises(BackendError, match="checkpoint"):
+        TorchBackend(tiny_onnx)
+
+
+def test_torch_backend_refuses_fp16_on_the_cpu(tiny_checkpoint):
+    with pytest.raises(BackendError, match="CUDA"):
+        TorchBackend(tiny_checkpoint, device="cpu", fp16=True)
