@@ -49,6 +49,26 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=0)
     simulate.set_defaults(handler=_run_sim)
 
+    stream = commands.add_parser("stream", help="live biometry from a camera, capture card, file, stream, DICOM cine or 'sim'")
+    stream.add_argument("--source", required=True,
+                        help="camera index (0), video file, rtsp://..., GStreamer pipeline ('... ! appsink'), "
+                             "DICOM file, image folder, or sim[:SEED]")
+    stream.add_argument("--model", default=None, help="ONNX model (default: the shipped engines/fetal_mtl.onnx)")
+    _add_backend_arguments(stream)
+    stream.add_argument("--pixel-spacing", metavar="MM", default=None,
+                        help="mm per source pixel; overrides the source's own calibration (DICOM regions, simulator)")
+    stream.add_argument("--out", default="stream_out", help="output folder (annotated.mp4, events.jsonl, report.json, best_*.png)")
+    stream.add_argument("--display", action="store_true", help="show the annotated stream in a window (q or Esc stops)")
+    stream.add_argument("--max-frames", type=int, metavar="N", default=None, help="stop after N processed frames")
+    stream.add_argument("--realtime", action="store_true",
+                        help="pace files at their frame rate and drop stale frames, as live sources always do")
+    stream.add_argument("--fps", type=float, metavar="F", default=None,
+                        help="frame rate of image folders and sim (pacing, output video); overrides the source's own")
+    stream.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    stream.add_argument("--roi", metavar="x,y,w,h", default=None,
+                        help="measure only this box of each frame, or 'auto' (DICOM region / image fan, found once)")
+    stream.set_defaults(handler=_run_stream)
+
     training = commands.add_parser("train", help="train the multi-task network (needs the `train` extra)")
     training.add_argument("--config", required=True, help="TOML or JSON training config")
     training.add_argument("--resume", action="store_true", help="continue the run's last checkpoint")
@@ -87,6 +107,56 @@ def _run_sim(args: argparse.Namespace) -> int:
     rows = write_simulated_set(Path(args.out), args.n, seed=args.seed)
     print(f"wrote {len(rows)} simulated frames, masks and {Path(args.out) / CSV_NAME} in {time.monotonic() - started:.1f} s")
     return 0
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    import threading
+    from pathlib import Path
+
+    from edge_fetal.calibration import spacing_from_value
+    from edge_fetal.engines import default_model_path
+    from edge_fetal.runtime.select import open_backend
+    from edge_fetal.stream import SinkConfig, SourceConfig, StreamConfig, open_source, parse_roi, run_stream
+    from edge_fetal.stream.report import summary_lines
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise EdgeFetalError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
+    if args.fps is not None and not args.fps > 0:
+        raise EdgeFetalError(f"--fps must be > 0, got {args.fps}")
+    config = StreamConfig(
+        source=SourceConfig(roi=parse_roi(args.roi) if args.roi else None, fps=args.fps),
+        sinks=SinkConfig(display=args.display),
+        pixel_spacing=spacing_from_value(args.pixel_spacing) if args.pixel_spacing is not None else None,
+        realtime=args.realtime, max_frames=args.max_frames,
+    )
+    source = open_source(args.source, config.source)
+    source.open()  # a wrong --source fails before the model loads
+    stop = threading.Event()
+    if args.seconds:
+        timer = threading.Timer(args.seconds, stop.set)
+        timer.daemon = True
+        timer.start()
+    try:
+        backend = open_backend(args.backend, args.model or default_model_path(), engine_path=args.engine)
+    except BaseException:
+        source.close()
+        raise
+    with backend:
+        report = run_stream(source, backend, config, Path(args.out), progress=_status_printer(), stop=stop)
+    print("\n".join(summary_lines(report)))
+    print(f"wrote {Path(args.out) / 'annotated.mp4'}, events.jsonl, report.json")
+    return 130 if report["stopped_by"] == "interrupted" else 0
+
+
+def _status_printer():
+    """A live one-line status on a terminal; nothing when output is redirected."""
+    if not sys.stderr.isatty():
+        return None
+
+    def status(line: str) -> None:
+        print("\r" + line[:150].ljust(150), end="", file=sys.stderr, flush=True)
+
+    return status
 
 
 def _run_train(args: argparse.Namespace) -> int:

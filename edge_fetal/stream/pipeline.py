@@ -1,0 +1,148 @@
+"""The stream, wired: grab → preprocess → infer → measure → fuse → sinks.
+
+Three threads overlap so throughput follows the slowest stage: the grabber reads the source into a
+one-slot mailbox (grabber.py), this thread runs the model, geometry and fusion (stages.py), and
+the render thread draws and writes (sinks.py, fed by a bounded queue). Files run offline (every
+frame, nothing dropped) unless `realtime`; live sources always drop stale frames. A frame failing
+in any stage is counted and skipped; `max_consecutive_failures` in a row stop the run. Ctrl-C
+stops cleanly: the mp4 is finalised and report.json written with `"stopped_by": "interrupted"`
+(a second Ctrl-C raises KeyboardInterrupt, after the same clean-up).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from edge_fetal.errors import EdgeFetalError
+from edge_fetal.runtime.backend import Backend
+from edge_fetal.stream.config import StreamConfig
+from edge_fetal.stream.fusion import Fusion, FusionState
+from edge_fetal.stream.grabber import Grabber
+from edge_fetal.stream.report import ReportWriter, StreamCounters, build_report
+from edge_fetal.stream.sinks import REPORT_NAME, Sinks
+from edge_fetal.stream.sources import FrameSource, open_source
+from edge_fetal.stream.stages import FrameProcessor
+from edge_fetal.stream.stats import FpsMeter, LatencyStats
+
+StreamReport = dict[str, Any]
+
+
+class StreamError(EdgeFetalError):
+    """Frames keep failing in a stage: the stream stops instead of skipping forever."""
+
+
+def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig = StreamConfig(),
+               out_dir: str | Path = "stream_out", progress: Callable[[str], None] | None = None,
+               stop: threading.Event | None = None) -> StreamReport:
+    """Run a source through the engine into `out_dir` (annotated.mp4, events.jsonl, report.json,
+    best_*.png); return the final report. `progress` gets a one-line status about 4 times a second;
+    setting `stop` (or Ctrl-C) ends the run cleanly."""
+    source = source if isinstance(source, FrameSource) else open_source(source, config.source)
+    source.open()  # fail here, before any thread starts
+    started, stop = time.monotonic(), stop or threading.Event()
+    latest = config.realtime or source.live
+    latency, fps, counters = LatencyStats(), FpsMeter(), StreamCounters(calibration_note=source.reader.calibration_note)
+    grabber = Grabber(source, latest=latest, pace=config.realtime and not source.live)
+    try:
+        sinks = Sinks(Path(out_dir), config.sinks, config.sinks.video_fps or source.fps or 25.0, latest, latency, started, stop.set)
+    except BaseException:
+        source.close()  # e.g. an output folder that cannot be written: release the camera
+        raise
+    process = FrameProcessor(backend, Fusion(config.fusion), config.pixel_spacing, started)
+    reports = ReportWriter(Path(out_dir) / REPORT_NAME, config.sinks.report_interval_s)
+    last: dict[str, Any] = {"state": None, "spacing": config.pixel_spacing, "status_at": -math.inf}
+
+    def report(final: bool) -> StreamReport:
+        spacing = last["spacing"]
+        return build_report(state=last["state"], counters=counters, source=source, grabber=grabber, sinks=sinks,
+                            latency=latency, calibration=spacing.source if spacing else "none: lengths in pixels only",
+                            started=started, final=final)
+
+    try:
+        with _StopOnSigint(stop) as sigint, sinks, grabber:
+            waiting_since, failures_in_row = time.monotonic(), 0
+            while not stop.is_set() and counters.processed < (config.max_frames or math.inf):
+                frame = grabber.take(timeout=0.1)
+                if frame is None:
+                    if grabber.finished:
+                        break
+                    continue
+                now = time.monotonic()
+                fps.tick(now)
+                try:
+                    record = process(frame, (now - waiting_since) * 1e3, fps.fps)
+                except Exception as error:  # error policy: count, skip, carry on (up to a limit)
+                    counters.failed.count(f"{type(error).__name__}", str(error))
+                    failures_in_row += 1
+                    if failures_in_row >= config.max_consecutive_failures:
+                        raise StreamError(f"{failures_in_row} frames in a row failed in processing, the last with "
+                                          f"{type(error).__name__}: {error}") from error
+                    continue
+                failures_in_row = 0
+                latency.add_all(record.latency_ms)
+                sinks.submit(record)
+                counters.processed += 1
+                last["state"], last["spacing"] = record.state, record.spacing or last["spacing"]
+                if progress is not None and now - last["status_at"] >= 0.25:
+                    progress(status_line(counters.processed, fps.fps, record.state))
+                    last["status_at"] = now
+                if reports.due(now):
+                    reports.write(report(False), now)
+                waiting_since = time.monotonic()
+            grabber.raise_if_failed()
+            counters.stopped_by = ("interrupted" if sigint.interrupted else "stopped" if stop.is_set()
+                                   else "max frames" if counters.processed >= (config.max_frames or math.inf)
+                                   else "end of source")
+    except KeyboardInterrupt:
+        counters.stopped_by = "interrupted"
+        raise
+    except BaseException as error:
+        counters.stopped_by = f"error: {type(error).__name__}: {error}"
+        raise
+    finally:
+        final = report(True)
+        reports.write(final, time.monotonic())
+        if progress is not None and last["state"] is not None:
+            progress(status_line(counters.processed, fps.fps, last["state"]))
+    return final
+
+
+def status_line(frames: int, fps: float, state: FusionState) -> str:
+    """`frames 120 | 24.3 fps | head 0.98 (plane head) | HC 265.2±1.1 mm L | AC - | FL -` (L: locked)."""
+    parts = [f"frames {frames}", f"{fps:.1f} fps", f"{state.frame_plane} {state.frame_probability:.2f} "
+             f"(plane {state.plane or '-'})"]
+    for name in ("hc", "ac", "fl"):
+        fused = state.fused.get(name)
+        parts.append(f"{name.upper()} -" if fused is None else
+                     f"{name.upper()} {fused.value:.1f}±{fused.spread:.1f} {fused.unit}{' L' if fused.locked else ''}")
+    if state.ga is not None:
+        parts.append(f"GA {state.ga.value:.1f} wk")
+    return " | ".join(parts)
+
+
+class _StopOnSigint:
+    """While active (main thread only), the first Ctrl-C sets `stop`; a second raises KeyboardInterrupt."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop, self.interrupted, self._previous = stop, False, None
+
+    def _handle(self, _signum, _frame) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        self.stop.set()
+
+    def __enter__(self) -> "_StopOnSigint":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+

@@ -1,0 +1,146 @@
+"""Output files and the window: annotated mp4, events.jsonl, best-frame PNGs, an optional display.
+
+Each writer is a small owning class with `close()`; none of them decides what to draw or when.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_fetal.stream.fusion import FusionState
+from edge_fetal.stream.stats import log
+
+
+class VideoSink:
+    """Annotated mp4 ('mp4v', readable by OpenCV). Opened on the first frame, whose size (rounded
+    up to even, as encoders need) every later frame is fitted to; finalised by `close()`."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = Path(path), float(fps)
+        self.frames_written = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._size_wh: tuple[int, int] | None = None
+
+    def write(self, image_bgr: np.ndarray) -> None:
+        if self._writer is None:
+            height, width = image_bgr.shape[:2]
+            self._size_wh = (width + width % 2, height + height % 2)
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size_wh)
+            if not self._writer.isOpened():
+                raise OSError(f"OpenCV cannot write an mp4v video at {self.path}")
+        self._writer.write(_fit(image_bgr, self._size_wh))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+def _fit(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """Pad a frame by at most one row/column to the video size, or resize if it changed size."""
+    width, height = size_wh
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    if 0 <= width - w <= 1 and 0 <= height - h <= 1:
+        return cv2.copyMakeBorder(image, 0, height - h, 0, width - w, cv2.BORDER_CONSTANT, value=0)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+class EventLog:
+    """`events.jsonl`: one JSON object per processed frame, flushed line by line (tail -f works)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w", encoding="utf-8")
+        self.lines = 0
+
+    def write(self, event: dict) -> None:
+        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+        self._file.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class BestFrameSaver:
+    """`best_<biometric>.png`: the overlay of the frame behind each fused value's best frame.
+
+    `offer(state, overlay)` is called for every rendered frame: the overlay is kept in memory when
+    the frame is a new best of its segment, and written when it becomes the best of the *reported*
+    estimate (a later segment may replace an earlier one, or lose to it). `written[name]` =
+    (segment, frame index, file name) of what is on disk.
+    """
+
+    keep_segments = 3  # images of replaced segments kept in memory per biometric
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        self.written: dict[str, tuple[int, int, str]] = {}
+        self._cache: dict[tuple[str, int], tuple[int, np.ndarray]] = {}
+
+    def offer(self, state: FusionState, overlay_bgr: np.ndarray) -> None:
+        for name in state.new_best:
+            self._cache[(name, state.segment)] = (state.frame_index, overlay_bgr)
+        for name, fused in state.fused.items():
+            key = (fused.segment, fused.best.index)
+            cached = self._cache.get((name, fused.segment))
+            if self.written.get(name, (None, None))[:2] != key and cached is not None and cached[0] == fused.best.index:
+                file_name = f"best_{name}.png"
+                temporary = self.out_dir / f".{file_name}.tmp.png"
+                if not cv2.imwrite(str(temporary), cached[1]):
+                    raise OSError(f"cannot write {self.out_dir / file_name}")
+                os.replace(temporary, self.out_dir / file_name)
+                self.written[name] = (*key, file_name)
+        keep = {state.segment} | {f.segment for f in state.fused.values()}
+        for name in {k[0] for k in self._cache}:  # a replaced segment may win again: keep a few, not all
+            older = sorted(k for k in self._cache if k[0] == name and k[1] not in keep)
+            for stale in older[:-self.keep_segments]:
+                del self._cache[stale]
+
+    def image_for(self, name: str, segment: int, index: int) -> str | None:
+        """The saved file name of that best frame, or None if it is not (yet) on disk."""
+        written = self.written.get(name)
+        return written[2] if written is not None and written[:2] == (segment, index) else None
+
+
+class Display:
+    """An OpenCV window (`--display`). Without a GUI (headless OpenCV, no $DISPLAY) it switches
+    itself off with one warning. `show()` returns False when the user pressed q or Esc."""
+
+    def __init__(self, title: str = "edge-fetal") -> None:
+        self.title = title
+        self.enabled = True
+        if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            self._disable("no $DISPLAY")
+
+    def show(self, image_bgr: np.ndarray) -> bool:
+        if not self.enabled:
+            return True
+        try:
+            cv2.imshow(self.title, image_bgr)
+            key = cv2.waitKey(1) & 0xFF
+        except cv2.error as error:
+            self._disable(str(error).strip().splitlines()[-1][:120])
+            return True
+        return key not in (ord("q"), 27)
+
+    def _disable(self, why: str) -> None:
+        self.enabled = False
+        log.warning("display off (%s): the annotated video and report are still written", why)
+
+    def close(self) -> None:
+        if self.enabled:
+            try:
+                cv2.destroyWindow(self.title)
+            except cv2.error:
+                pass

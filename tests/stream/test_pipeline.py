@@ -1,0 +1,199 @@
+"""The whole stream with a scripted backend: outputs, drops, failures, Ctrl-C, spacing, accuracy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_fetal.calibration import PixelSpacing, letterbox
+from edge_fetal.runtime.backend import PLANES, Backend, ModelOutputs
+from edge_fetal.stream.config import FusionConfig, SinkConfig, StreamConfig
+from edge_fetal.stream.pipeline import StreamError, run_stream
+from edge_fetal.stream.readers import ArrayReader, EndOfStream, RawFrame, Reader
+from edge_fetal.stream.report import summary_lines
+from edge_fetal.stream.sources import FrameSource
+
+SPACING = PixelSpacing(0.2, "test spacing")
+FUSION = FusionConfig(enter_frames=3, leave_frames=3, min_frames=3, lock_frames=8)
+
+
+def config(**kw) -> StreamConfig:
+    return StreamConfig(fusion=FUSION, sinks=SinkConfig(report_interval_s=0.05), **kw)
+
+
+def source_of(images, fps=None, spacing=SPACING) -> FrameSource:
+    return FrameSource(ArrayReader(images, fps=fps, spacing=spacing))
+
+
+def read_video(path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    return frames
+
+
+def events(out_dir) -> list[dict]:
+    return [json.loads(line) for line in (out_dir / "events.jsonl").read_text().splitlines()]
+
+
+def test_offline_file_run_processes_every_frame_and_writes_everything(tmp_path, grey_frames, fakes):
+    backend = fakes.ScriptedBackend(fakes.head_then_abdomen(20))
+    report = run_stream(source_of(grey_frames(32)), backend, config(), tmp_path)
+
+    assert report == json.loads((tmp_path / "report.json").read_text())
+    assert report["final"] and report["stopped_by"] == "end of source"
+    stream = report["stream"]
+    assert stream["frames_read"] == stream["frames_processed"] == 32
+    assert stream["frames_dropped"] == 0 and stream["renders_dropped"] == 0 and stream["frames_failed"] == 0
+    hc, ac = report["biometry"]["hc"], report["biometry"]["ac"]
+    assert hc["unit"] == "mm" and hc["locked"] and hc["frames_used"] == 18  # head entered on its 3rd frame
+    assert hc["value"] == pytest.approx(fakes.HEAD.perimeter_px * 0.2, rel=0.01)
+    assert (tmp_path / hc["best_frame"]["image"]).is_file() and (tmp_path / ac["best_frame"]["image"]).is_file()
+    assert report["ga"]["formula"] == "Hadlock 1984 (HC)" and report["efw"] is None
+    assert report["calibration"]["source"] == "test spacing"
+    for stage in ("grab_wait", "preprocess", "infer", "measure", "fuse", "sink", "end_to_end"):
+        assert report["latency_ms"][stage]["count"] > 0 and report["latency_ms"][stage]["p99_ms"] is not None
+
+    lines = events(tmp_path)
+    assert [e["frame"] for e in lines] == list(range(32))
+    assert all(set(e["latency_ms"]) >= {"infer", "end_to_end"} for e in lines)
+    for e in lines:  # per-frame values only inside their plane
+        shown = {k for k, v in e["measurements"].items() if "value_mm" in v}
+        assert shown <= ({"hc", "bpd", "ofd"} if e["stable_plane"] == "head" else {"ac"} if e["stable_plane"] == "abdomen" else set())
+    assert "withheld" in lines[0]["measurements"]["hc"]  # head not established yet on frame 0
+
+    video = read_video(tmp_path / "annotated.mp4")
+    assert len(video) == 32 and video[0].shape[:2] == (240, 320)
+    printed = "\n".join(summary_lines(report))
+    assert "HC " in printed and "locked" in printed and "32 processed" in printed and "end of source" in printed
+
+
+def test_realtime_run_with_slow_inference_drops_stale_frames_and_counts_them(tmp_path, grey_frames, fakes):
+    backend = fakes.ScriptedBackend(lambda i: "head", delay_s=0.03)
+    report = run_stream(source_of(grey_frames(40), fps=200.0), backend, config(realtime=True), tmp_path)
+    stream = report["stream"]
+    assert stream["frames_dropped"] > 10
+    assert stream["frames_read"] == stream["frames_processed"] + stream["frames_dropped"]
+    assert report["latency_ms"]["end_to_end"]["p95_ms"] < 150  # bounded: a queue would reach ~1 s
+    assert len(events(tmp_path)) == stream["frames_processed"]
+
+
+def test_a_frame_failing_in_a_stage_is_counted_and_skipped(tmp_path, grey_frames, fakes):
+    backend = fakes.ScriptedBackend(lambda i: "head", fail_on={4, 9})
+    report = run_stream(source_of(grey_frames(12)), backend, config(), tmp_path)
+    assert report["stream"]["frames_failed"] == 2 and report["stream"]["frames_processed"] == 10
+    assert report["stream"]["problems"]["processing"]["RuntimeError"]["count"] == 2
+
+
+def test_frames_failing_again_and_again_stop_the_run_with_a_final_report(tmp_path, grey_frames, fakes):
+    backend = fakes.ScriptedBackend(lambda i: "head", fail_on=set(range(100)))
+    with pytest.raises(StreamError, match="5 frames in a row failed"):
+        run_stream(source_of(grey_frames(20)), backend, StreamConfig(max_consecutive_failures=5), tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["final"] and report["stopped_by"].startswith("error: StreamError")
+
+
+class GarbageMidStream(Reader):
+    description = "flaky capture"
+
+    def __init__(self, images):
+        self.items = [images[0], None, images[1], RuntimeError("usb glitch"), np.zeros((5, 0), np.uint8), images[2]]
+
+    def read(self):
+        if not self.items:
+            raise EndOfStream
+        item = self.items.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return RawFrame(item)
+
+
+def test_a_source_returning_garbage_mid_stream_is_reported_and_skipped(tmp_path, grey_frames, fakes):
+    report = run_stream(FrameSource(GarbageMidStream(grey_frames(3))), fakes.ScriptedBackend(lambda i: "head"), config(), tmp_path)
+    assert report["stream"]["frames_processed"] == 3 and report["stream"]["bad_reads"] == 3
+    assert set(report["stream"]["problems"]["source"]) == {"no image (None)", "read raised RuntimeError", "empty frame"}
+    assert report["stopped_by"] == "end of source"
+
+
+def test_sigint_mid_stream_leaves_a_final_report_and_a_playable_video(tmp_path, grey_frames, fakes):
+    backend = fakes.ScriptedBackend(lambda i: "head", delay_s=0.02)
+    timer = threading.Timer(0.6, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        report = run_stream(source_of(grey_frames(400)), backend, config(), tmp_path)
+    finally:
+        timer.cancel()
+    assert report["stopped_by"] == "interrupted" and 0 < report["stream"]["frames_processed"] < 400
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk["final"] and on_disk["stopped_by"] == "interrupted"
+    video = read_video(tmp_path / "annotated.mp4")
+    assert len(video) == report["stream"]["frames_processed"] == report["stream"]["video_frames"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_max_frames_and_the_status_line(tmp_path, grey_frames, fakes):
+    lines = []
+    report = run_stream(source_of(grey_frames(30)), fakes.ScriptedBackend(lambda i: "head"), config(max_frames=10), tmp_path,
+                        progress=lines.append)
+    assert report["stream"]["frames_processed"] == 10 and report["stopped_by"] == "max frames"
+    assert lines and lines[-1].startswith("frames 10 |") and "HC " in lines[-1] and "AC -" in lines[-1]
+
+
+def test_without_spacing_lengths_are_in_px_and_the_report_says_so(tmp_path, grey_frames, fakes):
+    report = run_stream(source_of(grey_frames(10), spacing=None), fakes.ScriptedBackend(lambda i: "head"), config(), tmp_path)
+    assert report["biometry"]["hc"]["unit"] == "px" and report["ga"] is None
+    assert report["calibration"]["source"].startswith("none")
+    assert all("value_mm" not in m for e in events(tmp_path) for m in e["measurements"].values())
+
+
+def test_pixel_spacing_option_overrides_the_source(tmp_path, grey_frames, fakes):
+    cfg = StreamConfig(fusion=FUSION, pixel_spacing=PixelSpacing(0.1, "command line --pixel-spacing"))
+    report = run_stream(source_of(grey_frames(10)), fakes.ScriptedBackend(lambda i: "head"), cfg, tmp_path)
+    assert report["biometry"]["hc"]["value"] == pytest.approx(fakes.HEAD.perimeter_px * 0.1, rel=0.01)
+    assert report["calibration"]["source"] == "command line --pixel-spacing"
+
+
+class TruthBackend(Backend):
+    """Returns each simulated frame's true mask and plane, in order: the stream's own error only."""
+
+    name = "truth"
+
+    def __init__(self, sim_frames):
+        self.sim_frames, self.calls = sim_frames, 0
+
+    @property
+    def input_size(self) -> int:
+        return 256
+
+    def infer(self, batch):
+        sim = self.sim_frames[self.calls]
+        self.calls += 1
+        mapping = letterbox(sim.mask.shape, 256)
+        labels = mapping.to_model(sim.mask)  # nearest-free: the mask is piecewise constant
+        logits = np.zeros((1, 4), np.float32)
+        logits[0, PLANES.index(sim.truth.plane)] = 6.0
+        return ModelOutputs(labels[None].astype(np.uint8), logits)
+
+
+def test_simulated_sweep_fused_hc_matches_the_truth(tmp_path):
+    from edge_fetal.data.simulator import render_sweep
+
+    sim = list(render_sweep(11, [("head", 10)]))
+    images = [f.image for f in sim]
+    truths = [f.truth for f in sim]
+    source = FrameSource(ArrayReader(images, spacing=PixelSpacing(sim[0].truth.mm_per_px, "simulator truth"), truths=truths))
+    report = run_stream(source, TruthBackend(sim), StreamConfig(fusion=FUSION, sinks=SinkConfig(video=False)), tmp_path)
+    true_hc = float(np.median([t.hc_mm for t in truths[2:]]))
+    assert report["biometry"]["hc"]["value"] == pytest.approx(true_hc, rel=0.02)
+    assert not (tmp_path / "annotated.mp4").exists()

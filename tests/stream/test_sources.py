@@ -1,0 +1,307 @@
+"""Sources: grey conversion, bad reads mid-stream, reconnects, DICOM cine, folders, video files, ROI."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_fetal.stream.config import SourceConfig
+from edge_fetal.stream.readers import ArrayReader, EndOfStream, RawFrame, Reader, SourceError
+from edge_fetal.stream.roi import Roi, RoiError, detect_fan, parse_roi
+from edge_fetal.stream.sources import FrameSource, open_source, to_grey_u8
+
+GOOD = np.full((20, 24), 100, np.uint8)
+
+
+# --- to_grey_u8 -------------------------------------------------------------------------------
+
+def test_grey_conversion_of_bgr_bgra_rgb_and_ybr():
+    grey = np.random.default_rng(0).integers(0, 256, (20, 24), dtype=np.uint8)
+    bgr = np.dstack([grey] * 3)
+    assert np.array_equal(to_grey_u8(bgr), grey)  # B = G = R: grey is unchanged
+    assert np.array_equal(to_grey_u8(np.dstack([grey] * 3 + [np.full_like(grey, 255)])), grey)
+    blue = np.zeros((10, 10, 3), np.uint8)
+    blue[..., 0] = 200
+    assert to_grey_u8(blue)[0, 0] == round(0.114 * 200)  # BGR order by default
+    assert to_grey_u8(blue, colour="rgb")[0, 0] == round(0.299 * 200)
+    assert np.array_equal(to_grey_u8(np.dstack([grey, grey // 2, grey // 3]), colour="ybr"), grey)
+    out = to_grey_u8(grey[..., None])
+    assert out.shape == grey.shape and out.dtype == np.uint8 and out.flags.c_contiguous
+
+
+def test_grey_conversion_of_16_bit_frames():
+    full = np.array([[0, 257, 65535]] * 8, np.uint16).repeat(4, axis=1)
+    assert to_grey_u8(full)[0].tolist()[::4] == [0, 1, 255]
+    twelve_bit = np.array([[0, 16, 4095, 5000]] * 8, np.uint16).repeat(4, axis=1)
+    assert to_grey_u8(twelve_bit, bits_stored=12)[0].tolist()[::4] == [0, 1, 255, 255]
+
+
+def test_grey_conversion_of_packed_yuyv():
+    y = np.random.default_rng(1).integers(0, 256, (16, 32), dtype=np.uint8)
+    uv = np.tile(np.array([90, 160], np.uint8), (16, 16))
+    yuyv = np.dstack([y, uv])  # what a V4L2 YUYV buffer looks like as HxWx2
+    assert np.array_equal(to_grey_u8(yuyv), y)
+    assert np.array_equal(to_grey_u8(yuyv), cv2.cvtColor(yuyv, cv2.COLOR_YUV2GRAY_YUY2))
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((10, 10), np.float64), "dtype float64"),
+    (np.zeros((0, 10), np.uint8), "empty"),
+    (np.zeros((10, 10, 5), np.uint8), "shape"),
+    (np.zeros((2, 10, 10, 3), np.uint8), "shape"),
+])
+def test_grey_conversion_refuses_garbage(bad, match):
+    with pytest.raises(ValueError, match=match):
+        to_grey_u8(bad)
+
+
+# --- bad reads mid-stream ---------------------------------------------------------------------
+
+class FlakyReader(Reader):
+    """Plays a script: arrays are returned, exceptions raised, then the end of the file."""
+
+    description = "flaky file"
+
+    def __init__(self, script, live: bool = False, fail_opens: int = 0) -> None:
+        self.script, self.live, self.fail_opens, self.opens = list(script), live, fail_opens, 0
+
+    def open(self) -> None:
+        self.opens += 1
+        if 1 < self.opens <= 1 + self.fail_opens:
+            raise ConnectionError("device busy")
+
+    def read(self) -> RawFrame:
+        if not self.script:
+            raise EndOfStream
+        item = self.script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return RawFrame(item)
+
+
+def test_garbage_and_failing_reads_are_counted_logged_once_per_kind_and_skipped(caplog):
+    script = [GOOD, None, np.zeros((20, 24), np.float64), np.zeros((0, 3), np.uint8), RuntimeError("decoder hiccup"),
+              GOOD, None, RuntimeError("again"), GOOD]
+    source = FrameSource(FlakyReader(script))
+    with caplog.at_level(logging.WARNING, logger="edge_fetal.stream"):
+        frames = list(source.frames())
+    assert [f.index for f in frames] == [0, 5, 8]  # indices keep the source position
+    assert source.frames_read == 3 and source.problems.total == 6
+    counts = source.problems.counts
+    assert counts["no image (None)"] == 2 and counts["read raised RuntimeError"] == 2
+    assert counts["unsupported dtype float64"] == 1 and counts["empty frame"] == 1
+    assert sum("no image (None)" in r.message for r in caplog.records) == 1  # logged once per kind
+
+
+def test_a_file_that_keeps_failing_stops_with_a_clear_error():
+    source = FrameSource(FlakyReader([RuntimeError("broken")] * 20), SourceConfig(max_consecutive_failures=5))
+    with pytest.raises(SourceError, match="5 bad reads in a row"):
+        list(source.frames())
+
+
+def test_a_live_source_reconnects_with_back_off():
+    script = [GOOD, ConnectionError("cable out"), GOOD, GOOD]
+    reader = FlakyReader(script, live=True, fail_opens=2)
+    source = FrameSource(reader, SourceConfig(reconnect_initial_s=0.01, reconnect_max_s=0.02))
+    frames = list(source.frames())
+    assert len(frames) == 3 and source.reconnects == 1 and reader.opens == 4  # first open, 2 failed, 1 good
+    assert source.problems.counts["reconnect failed (ConnectionError)"] == 2
+
+
+def test_back_off_doubles_up_to_its_cap_while_a_live_source_delivers_nothing(monkeypatch):
+    import threading
+
+    waits = []
+    stop = threading.Event()
+    monkeypatch.setattr(stop, "wait", lambda delay: waits.append(delay) or len(waits) >= 6)
+    source = FrameSource(FlakyReader([ConnectionError("no signal")] * 10, live=True),
+                         SourceConfig(reconnect_initial_s=0.5, reconnect_max_s=4.0))
+    source._reconnect(stop)  # opens fine, then fails again: the wait keeps growing
+    source._reconnect(stop)
+    source._reconnect(stop)
+    assert waits[:3] == [0.5, 1.0, 2.0]
+    source.reader.fail_opens = 10
+    source._reconnect(stop)
+    assert waits == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+# --- DICOM cine -------------------------------------------------------------------------------
+
+def write_cine(path, frames: np.ndarray, photometric: str = "MONOCHROME2", delta_cm: float = 0.02, box=None):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"  # Ultrasound Multi-frame Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "US"
+    n, rows, cols = frames.shape[:3]
+    ds.NumberOfFrames, ds.Rows, ds.Columns = n, rows, cols
+    ds.SamplesPerPixel = 1 if frames.ndim == 3 else 3
+    if frames.ndim == 4:
+        ds.PlanarConfiguration = 0
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = ds.BitsStored = 8 * frames.itemsize
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 0
+    ds.FrameTime = 40.0
+    region = Dataset()
+    region.RegionSpatialFormat, region.RegionDataType, region.RegionFlags = 1, 1, 0
+    x0, y0, x1, y1 = box or (0, 0, cols - 1, rows - 1)
+    region.RegionLocationMinX0, region.RegionLocationMinY0 = x0, y0
+    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = x1, y1
+    region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3
+    region.PhysicalDeltaX = region.PhysicalDeltaY = delta_cm
+    ds.SequenceOfUltrasoundRegions = Sequence([region])
+    ds.PixelData = np.ascontiguousarray(frames).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+def test_dicom_cine_gives_frames_spacing_and_times(tmp_path):
+    frames = np.stack([np.full((30, 40), 10 * i, np.uint8) for i in range(4)])
+    frames[:, 5, 7] = 250
+    source = open_source(str(write_cine(tmp_path / "cine.dcm", frames)))
+    got = list(source.frames())
+    assert len(got) == 4 and source.fps == pytest.approx(25.0)
+    assert all(np.array_equal(f.image, frames[i]) for i, f in enumerate(got))
+    assert got[2].source_time == pytest.approx(0.08)
+    assert got[0].spacing.mm_per_px == pytest.approx(0.2)
+    assert "SequenceOfUltrasoundRegions" in got[0].spacing.source
+
+
+def test_auto_roi_of_a_dicom_is_its_calibrated_region(tmp_path):
+    frames = np.zeros((2, 30, 40), np.uint8)
+    path = write_cine(tmp_path / "region.dcm", frames, box=(5, 4, 34, 25))
+    source = open_source(str(path), SourceConfig(roi="auto"))
+    got = list(source.frames())
+    assert source.roi == Roi(5, 4, 30, 22) and got[0].image.shape == (22, 30)
+
+
+def test_dicom_rgb_and_ybr_cine_become_grey(tmp_path):
+    grey = np.random.default_rng(2).integers(0, 256, (3, 24, 32), dtype=np.uint8)
+    rgb = np.stack([grey] * 3, axis=-1)
+    got = list(open_source(str(write_cine(tmp_path / "rgb.dcm", rgb, "RGB"))).frames())
+    assert all(np.array_equal(f.image, grey[i]) for i, f in enumerate(got))
+    ybr = np.stack([grey, np.full_like(grey, 128), np.full_like(grey, 128)], axis=-1)  # neutral chroma
+    got = list(open_source(str(write_cine(tmp_path / "ybr.dcm", ybr, "YBR_FULL"))).frames())
+    assert all(np.abs(f.image.astype(int) - grey[i]).max() <= 1 for i, f in enumerate(got))
+
+
+def test_dicom_16_bit_cine_becomes_8_bit(tmp_path):
+    frames = np.full((2, 20, 20), 65535, np.uint16)
+    path = write_cine(tmp_path / "deep.dcm", frames)
+    got = list(open_source(str(path)).frames())
+    assert got[0].image.dtype == np.uint8 and got[0].image.max() == 255
+
+
+def test_dicom_without_usable_calibration_has_no_spacing_and_says_why(tmp_path):
+    frames = np.zeros((2, 20, 20), np.uint8)
+    path = write_cine(tmp_path / "bad.dcm", frames, delta_cm=-1.0)
+    source = open_source(str(path))
+    got = list(source.frames())
+    assert got[0].spacing is None and "non-positive" in source.reader.calibration_note
+
+
+# --- folders, videos, the simulator, source strings -------------------------------------------
+
+def test_image_folder_is_read_in_natural_order(tmp_path):
+    for i in (10, 2, 1):
+        cv2.imwrite(str(tmp_path / f"frame{i}.png"), np.full((12, 12), i, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    frames = list(open_source(str(tmp_path)).frames())
+    assert [int(f.image[0, 0]) for f in frames] == [1, 2, 10]
+
+
+def test_video_file_ends_cleanly(tmp_path):
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (64, 48))
+    for i in range(7):
+        writer.write(np.full((48, 64, 3), 30 * i, np.uint8))
+    writer.release()
+    source = open_source(str(path))
+    frames = list(source.frames())
+    assert len(frames) == 7 and frames[0].image.shape == (48, 64) and source.fps == pytest.approx(25.0)
+    assert frames[3].source_time == pytest.approx(3 / 25.0, abs=1e-3)
+
+
+def test_sim_source_carries_truth_and_spacing():
+    source = open_source("sim:3", SourceConfig(sim_segments=(("head", 2),)))
+    frames = list(source.frames())
+    assert len(frames) == 2 and frames[0].truth.plane == "head"
+    assert frames[0].spacing.mm_per_px == pytest.approx(frames[0].truth.mm_per_px)
+
+
+def test_source_strings_are_understood_or_refused_clearly(tmp_path):
+    assert open_source("0").live and open_source("rtsp://user:pw@10.0.0.5/live").live
+    assert "pw" not in open_source("rtsp://user:pw@10.0.0.5/live").description
+    with pytest.raises(SourceError, match="not a file or folder that exists"):
+        open_source(str(tmp_path / "missing.mp4"))
+    with pytest.raises(SourceError, match="seed"):
+        open_source("sim:abc")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="no images"):
+        open_source(str(tmp_path / "empty"))
+    if not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
+        with pytest.raises(SourceError, match="GStreamer"):
+            open_source("videotestsrc ! appsink").open()
+
+
+# --- ROI ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, match", [
+    ("1,2,3", "four integers"), ("a,b,c,d", "whole numbers"), ("0,0,0,10", "width, height >= 1"),
+    ("-1,0,10,10", "x, y >= 0"), ("", "four integers"),
+])
+def test_roi_parsing_errors_are_clear(text, match):
+    with pytest.raises(RoiError, match=match):
+        parse_roi(text)
+
+
+def test_roi_crop_and_a_box_that_does_not_fit():
+    assert parse_roi(" 2, 3 ,10,5 ") == Roi(2, 3, 10, 5) and parse_roi("AUTO") == "auto"
+    source = FrameSource(ArrayReader([np.zeros((40, 50), np.uint8)]), SourceConfig(roi=Roi(10, 5, 20, 30)))
+    assert list(source.frames())[0].image.shape == (30, 20)
+    source = FrameSource(ArrayReader([np.zeros((40, 50), np.uint8)]), SourceConfig(roi=Roi(40, 0, 20, 10)))
+    with pytest.raises(RoiError, match="reaches past the 50x40 frame"):
+        list(source.frames())
+
+
+def screen_with_fan(rng) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A 1280x720 'scanner screen': a speckled fan with dark fluid inside, text, a grey-scale bar."""
+    screen = np.zeros((720, 1280), np.uint8)
+    fan = np.zeros_like(screen)
+    cv2.ellipse(fan, (640, 80), (520, 520), 0, 55, 125, 255, -1)  # sector, apex at the top
+    ys, xs = np.nonzero(fan)
+    speckle = rng.gamma(2.0, 40.0, screen.shape).clip(0, 255).astype(np.uint8)
+    screen[fan > 0] = np.maximum(speckle[fan > 0], 15)
+    cv2.ellipse(screen, (640, 400), (90, 60), 0, 0, 360, 3, -1)  # amniotic fluid: dark inside the fan
+    cv2.putText(screen, "GE  Voluson  MI 0.9 TIb 0.3  C1-5", (20, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 255, 2)
+    cv2.putText(screen, "HC 265.1 mm", (1000, 650), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2)
+    screen[150:400, 1240:1247] = np.linspace(255, 0, 250, dtype=np.uint8)[:, None]
+    return screen, (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+
+
+def test_fan_detection_finds_the_image_on_a_scanner_screen():
+    screen, (x, y, w, h) = screen_with_fan(np.random.default_rng(4))
+    roi = detect_fan(screen)
+    assert roi is not None
+    assert abs(roi.x - x) <= 8 and abs(roi.y - y) <= 8
+    assert abs(roi.x + roi.w - (x + w)) <= 8 and abs(roi.y + roi.h - (y + h)) <= 8
+    assert detect_fan(np.zeros((100, 100), np.uint8)) is None
+
+
+def test_auto_roi_is_found_once_and_kept():
+    screen, _ = screen_with_fan(np.random.default_rng(5))
+    shifted = np.roll(screen, 40, axis=1)  # later frames: the box must not follow
+    source = FrameSource(ArrayReader([screen, shifted]), SourceConfig(roi="auto"))
+    frames = list(source.frames())
+    assert source.roi is not None and frames[0].image.shape == frames[1].image.shape == (source.roi.h, source.roi.w)
