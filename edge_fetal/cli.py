@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the main job on bundled example frames")
     demo.add_argument("--out", default="demo_out", help="output folder")
+    demo.add_argument("--model", default=None, help="ONNX model (default: the shipped engines/fetal_mtl.onnx)")
+    _add_backend_arguments(demo)
     demo.set_defaults(handler=_run_demo)
     return parser
 
@@ -214,10 +216,22 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from edge_fetal.demo import run_demo
+    from edge_fetal.demo import ATTRIBUTION, run_demo
+    from edge_fetal.engines import default_model_path
+    from edge_fetal.runtime.select import open_backend
+    from edge_fetal.stream.report import summary_lines
 
-    run_demo(Path(args.out))
-    return 0
+    started = time.monotonic()
+    out = Path(args.out)
+    with open_backend(args.backend, args.model or default_model_path(), engine_path=args.engine) as backend:
+        report = run_demo(out, backend, progress=_status_printer())
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print("\n".join(summary_lines(report)))
+    print("known truth of the demo scan: " + ", ".join(f"{k} {v:.1f}" for k, v in report["demo_truth"].items()))
+    print(f"{ATTRIBUTION}. Abdomen and femur frames are simulated.")
+    print(f"outputs in {out}/: annotated.mp4, events.jsonl, report.json, best-frame PNGs ({time.monotonic() - started:.1f} s)")
+    return 130 if report["stopped_by"] == "interrupted" else 0
 
 
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:

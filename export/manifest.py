@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 from pathlib import Path
 
 from edge_fetal.evaluation.report import write_json_atomic
+from edge_fetal.runtime.engine_manifest import sha256_of
 from edge_fetal.runtime.backend import PLANES, SEG_CLASSES
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_manifest(onnx_path: Path, image_size: int, opset: int, gflops: float, params: int,

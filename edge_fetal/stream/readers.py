@@ -200,8 +200,10 @@ class ArrayReader(Reader):
     """Frames already in memory (tests, the demo); `truths` and `spacings` ride along per frame."""
 
     def __init__(self, images: Sequence, fps: float | None = None, spacing: PixelSpacing | None = None,
-                 truths: Sequence | None = None, description: str = "frames in memory") -> None:
+                 truths: Sequence | None = None, description: str = "frames in memory",
+                 spacings: Sequence[PixelSpacing | None] | None = None) -> None:
         self.images, self.fps, self.spacing, self.truths, self.description = list(images), fps, spacing, truths, description
+        self.spacings = spacings
         self._next = 0
 
     def read(self) -> RawFrame:
@@ -209,7 +211,8 @@ class ArrayReader(Reader):
             raise EndOfStream
         i, self._next = self._next, self._next + 1
         truth = self.truths[i] if self.truths is not None else None
-        return RawFrame(self.images[i], i / self.fps if self.fps else None, truth=truth)
+        spacing = self.spacings[i] if self.spacings is not None else None
+        return RawFrame(self.images[i], i / self.fps if self.fps else None, spacing, truth)
 
 
 class SimReader(Reader):
