@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     to_onnx = targets.add_parser("onnx", help="torch checkpoint → ONNX (contract in DESIGN.md) + manifest")
     to_onnx.add_argument("--checkpoint", required=True, help="training checkpoint (runs/NAME/best.pt)")
     to_onnx.add_argument("--out", default="engines/fetal_mtl.onnx")
+    to_onnx.add_argument("--parity-frames", type=int, default=24, help="real HC18 frames for the torch vs ONNX check")
     to_onnx.set_defaults(handler=_run_export_onnx)
     to_trt = targets.add_parser("tensorrt", help="ONNX → TensorRT FP16 engine + manifest (run on the Jetson that uses it)")
     to_trt.add_argument("--onnx", default="engines/fetal_mtl.onnx", help="exported model")
@@ -190,6 +191,17 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parity_real_images(count: int) -> list:
+    """Real frames for the parity check: the HC18 development set when present, else the bundled ones."""
+    from pathlib import Path
+
+    from edge_fetal.demo import bundled_hc18_dir
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "hc18" / "test_set_sample"
+    folder = shared if shared.is_dir() else bundled_hc18_dir()
+    return sorted(p for p in folder.glob("*HC.png"))[:count]
+
+
 def _run_export_onnx(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -197,16 +209,23 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     from export.checkpoint import load_model
     from export.manifest import model_manifest, write_manifest
     from export.onnx_export import OPSET, export_onnx
+    from export.parity import check_parity, parity_frames
     from edge_fetal.engines import manifest_path
     from edge_fetal.model.unet import count_gflops, count_params
 
     model, checkpoint = load_model(args.checkpoint)
     image_size = checkpoint["config"]["data"]["image_size"]
     out = export_onnx(model, args.out, image_size)
+    frames, real_count = parity_frames(_parity_real_images(args.parity_frames))
+    parity = check_parity(model, out, frames, real_count)
+    print(parity.describe())
+    if not parity.passed:
+        raise EdgeFetalError(f"the exported {out} does not match the torch model; the manifest was not written")
     data_file = Path(args.checkpoint).with_name("data.json")
     data_description = json.loads(data_file.read_text()) if data_file.is_file() else {}
     manifest = model_manifest(out, image_size, OPSET, count_gflops(model, image_size), count_params(model),
                               checkpoint, data_description)
+    manifest["model"]["parity"] = parity.as_dict()
     write_manifest(manifest_path(out), manifest)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {manifest['model']['gflops_per_frame']:.2f} GFLOP/frame)"
           f" and {manifest_path(out)}")
