@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import json
 import os
-import platform
-import re
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,17 +29,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from edge_fetal.bench.schema import RESULTS_DIR, latency_stats, machine_info, result_document, results_stem  # noqa: E402
 from edge_fetal.errors import EdgeFetalError  # noqa: E402
 
 BATCHES = (1, 4)
 
 
 def summarise(times_s: list[float], batch: int) -> dict:
-    ms = sorted(t * 1e3 for t in times_s)
-    pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]  # noqa: E731
-    mean = statistics.fmean(ms)
-    return {"iterations": len(ms), "mean_ms": round(mean, 3), "p50_ms": round(pick(0.5), 3),
-            "p90_ms": round(pick(0.9), 3), "p99_ms": round(pick(0.99), 3), "frames_per_s": round(1e3 * batch / mean, 1)}
+    """The shared row statistics (edge_fetal.bench.schema): iterations, mean/p50/p95/p99/max ms, frames/s."""
+    return latency_stats([t * 1e3 for t in times_s], batch)
 
 
 def time_calls(call, batch: int, sync=lambda: None, warmup: int = 20, max_iters: int = 300, max_s: float = 3.0) -> dict:
@@ -77,24 +71,11 @@ def load_network(checkpoint: Path | None, manifest_path: Path):
 
 
 def machine(torch) -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    """The shared machine description (CPU, flags, versions) plus the GPU, CUDA and cuDNN."""
     props = torch.cuda.get_device_properties(0)
-    info = {
-        "gpu": torch.cuda.get_device_name(0), "compute_capability": f"{props.major}.{props.minor}",
-        "gpu_memory_gib": round(props.total_memory / 2**30, 1), "cpu": cpu, "cpu_count": os.cpu_count(),
-        "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-        "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
-    }
-    for name in ("tensorrt", "onnxruntime"):
-        try:
-            info[name] = __import__(name).__version__
-        except ImportError:
-            info[name] = None
-    return info
+    return {**machine_info(), "gpu": torch.cuda.get_device_name(0), "compute_capability": f"{props.major}.{props.minor}",
+            "gpu_memory_gib": round(props.total_memory / 2**30, 1), "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version()}
 
 
 def torch_rows(torch, model, size: int, deadline: float) -> list[dict]:
@@ -197,11 +178,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if time.monotonic() > deadline:
         notes.append(f"time budget of {args.budget_s:.0f} s reached: some rows were not measured")
-    gpu_slug = re.sub(r"[^A-Za-z0-9]+", "-", info["gpu"]).strip("-").lower()
-    out = args.out or REPO / "benchmarks" / "results" / f"gpu_{gpu_slug}_{datetime.date.today().isoformat()}.json"
+    out = args.out or RESULTS_DIR / f"{results_stem('gpu', info)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": info, "model": source,
-              "input": [1, size, size], "rows": rows, "notes": notes}
+    report = result_document("benchmarks/gpu_latency.py", info, source, size, rows, notes)
     out.write_text(json.dumps(report, indent=2) + "\n")
 
     print("\n| runtime | precision | kind | batch | p50 ms | p99 ms | frames/s |\n|---|---|---|---|---|---|---|")

@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     to_trt.add_argument("--timing-cache", default="engines/fetal_mtl.timing_cache", help="reused across rebuilds; '' = none")
     to_trt.set_defaults(handler=_run_export_tensorrt)
 
+    bench = commands.add_parser("bench", help="latency/throughput: every backend, end to end vs a naive baseline, scaling")
+    from edge_fetal.bench.command import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bench)
+    bench.set_defaults(handler=_run_bench)
+
     demo = commands.add_parser("demo", help="the main job on bundled example frames")
     demo.add_argument("--out", default="demo_out", help="output folder")
     demo.add_argument("--model", default=None, help="ONNX model (default: the shipped engines/fetal_mtl.onnx)")
@@ -230,6 +236,12 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {manifest['model']['gflops_per_frame']:.2f} GFLOP/frame)"
           f" and {manifest_path(out)}")
     return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from edge_fetal.bench.command import run
+
+    return run(args)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,134 @@
+"""End to end, capture → result: the real pipeline (`run_stream`, offline mode, fusion, overlay,
+mp4, events, report) with the best backend, against the naive baseline (naive.py), in turns.
+
+Definitions (the same clock, `time.monotonic` / `perf_counter`, both in ms):
+- capture_to_result: from the moment the frame is read from the source to its fused result.
+  The pipeline reads ahead: offline, the grabber stamps a frame when it reads it and then waits to
+  place it in the one-slot mailbox, so a frame waits while up to two earlier ones are processed;
+  the naive loop reads a frame only when it is ready for it.
+- processing: the engine's own stages for one frame (pipeline: preprocess + infer + measure + fuse;
+  naive: everything up to the measurement), i.e. without any wait for a previous frame.
+- frames_per_s: frames over the wall time of the whole run (mp4 finalised included).
+- naive loop_ms: one loop iteration, drawing and writing included.
+Ratios are speed-ups of the pipeline over the naive loop (> 1: the pipeline is better).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edge_fetal.bench.frames import BenchFrame
+from edge_fetal.bench.naive import NaiveRun, run_naive
+from edge_fetal.bench.schema import latency_stats
+
+ENGINE_STAGES = ("preprocess", "infer", "measure", "fuse")
+
+
+def scan(frames: list[BenchFrame], hold: int) -> tuple[list[np.ndarray], list[float | None]]:
+    """The benchmark frames as a scan: each frame held for `hold` consecutive frames (planes settle)."""
+    images = [f.image for f in frames for _ in range(hold)]
+    spacings = [f.mm_per_px for f in frames for _ in range(hold)]
+    return images, spacings
+
+
+def run_pipeline(images: list[np.ndarray], spacings: list[float | None], backend, out_dir: Path) -> dict:
+    """One `run_stream` over the frames in memory; per-frame latencies read back from events.jsonl."""
+    from edge_fetal.calibration import PixelSpacing
+    from edge_fetal.stream import StreamConfig, run_stream
+    from edge_fetal.stream.readers import ArrayReader
+    from edge_fetal.stream.sinks import EVENTS_NAME
+    from edge_fetal.stream.sources import FrameSource
+
+    reader = ArrayReader(images, fps=25.0, description="benchmark frames in memory",
+                         spacings=[PixelSpacing(s, "benchmark frame") if s else None for s in spacings])
+    started = time.perf_counter()
+    report = run_stream(FrameSource(reader), backend, StreamConfig(), out_dir)
+    wall = time.perf_counter() - started
+    events = [json.loads(line) for line in (out_dir / EVENTS_NAME).read_text().splitlines() if line.strip()]
+    return {"wall_s": wall, "frames": report["stream"]["frames_processed"], "report": report,
+            "capture_to_result": [e["latency_ms"]["end_to_end"] for e in events],
+            "processing": [sum(e["latency_ms"][s] for s in ENGINE_STAGES) for e in events],
+            "stages": {s: [e["latency_ms"][s] for e in events] for s in ENGINE_STAGES}}
+
+
+def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, network, input_size: int,
+                       out_dir: Path, rounds: int, hold: int, step: Callable[[str], None] = lambda _: None,
+                       profile_path: Path | None = None) -> dict:
+    """`rounds` x (pipeline run, naive run), alternating which goes first; the `end_to_end` JSON section."""
+    images, spacings = scan(frames, hold)
+    pipeline: dict[str, list] = {"capture_to_result": [], "processing": []}
+    naive = NaiveRun()
+    pipe_wall = pipe_frames = 0.0
+    stages: dict[str, list[float]] = {s: [] for s in ENGINE_STAGES}
+    sink_p50: list[float] = []
+    for r in range(rounds):
+        order = ("pipeline", "naive") if r % 2 == 0 else ("naive", "pipeline")
+        for which in order:
+            run_dir = out_dir / f"{which}_{r}"
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if which == "pipeline":
+                result = run_pipeline(images, spacings, backend, run_dir)
+                pipeline["capture_to_result"] += result["capture_to_result"]
+                pipeline["processing"] += result["processing"]
+                pipe_wall += result["wall_s"]
+                pipe_frames += result["frames"]
+                for stage, values in result["stages"].items():
+                    stages[stage] += values
+                if result["report"]["latency_ms"]["sink"]["p50_ms"] is not None:
+                    sink_p50.append(result["report"]["latency_ms"]["sink"]["p50_ms"])
+            elif network is not None:
+                one = run_naive(images, spacings, network, input_size, run_dir / "naive.mp4")
+                naive.result_ms += one.result_ms
+                naive.loop_ms += one.loop_ms
+                naive.wall_s += one.wall_s
+            step(which)
+    section = {
+        "frames_per_run": len(images), "rounds": rounds, "hold": hold, "backend": backend_name,
+        "pipeline": {"frames_per_s": round(pipe_frames / pipe_wall, 2) if pipe_wall else None,
+                     "capture_to_result": latency_stats(pipeline["capture_to_result"]),
+                     "processing": latency_stats(pipeline["processing"]),
+                     "stages": {stage: latency_stats(values) for stage, values in stages.items()},
+                     "render_p50_ms": round(float(np.median(sink_p50)), 3) if sink_p50 else None},
+        "naive": None, "ratio": None,
+    }
+    if naive.result_ms:
+        frames_per_s = round(len(naive.result_ms) / naive.wall_s, 2)
+        section["naive"] = {"frames_per_s": frames_per_s, "capture_to_result": latency_stats(naive.result_ms),
+                            "processing": latency_stats(naive.result_ms), "loop": latency_stats(naive.loop_ms),
+                            "runtime": "torch eager fp32 NCHW, float logits, full-resolution argmax, drawing in the loop"}
+        pipe, naive_p99 = section["pipeline"], section["naive"]["capture_to_result"]["p99_ms"]
+        section["ratio"] = {"throughput": _ratio(pipe["frames_per_s"], frames_per_s),
+                            "p99_capture_to_result": _ratio(naive_p99, pipe["capture_to_result"]["p99_ms"]),
+                            "p99_processing": _ratio(naive_p99, pipe["processing"]["p99_ms"])}
+    if profile_path is not None:
+        section["profile"] = profile_pipeline(images, spacings, backend, out_dir / "profiled", profile_path)
+    return section
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def profile_pipeline(images, spacings, backend, out_dir: Path, profile_path: Path, top: int = 25) -> str:
+    """cProfile over one pipeline run (the inference thread: grabber and render threads are not
+    profiled); the top-`top` functions by cumulative time are written to `profile_path`."""
+    import cProfile
+    import io
+    import pstats
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run_pipeline(images, spacings, backend, out_dir)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(top)
+    header = (f"cProfile of one run_stream over {len(images)} frames, backend {getattr(backend, 'name', backend)};"
+              f" inference thread only; top {top} by cumulative time\n")
+    profile_path.write_text(header + text.getvalue())
+    return str(profile_path)

@@ -1,0 +1,159 @@
+"""The model under test, in every form the benchmark runs: the ONNX file, the same graph at other
+input sizes, its INT8 copy, and the torch network (for the eager rows and the naive baseline).
+
+The network is fully convolutional and its Resize nodes use scales, so the same ONNX weights run
+at any input side that is a multiple of 16: `onnx_at_size` only rewrites the declared shapes.
+The torch network is the checkpoint when one is given, else the manifest's architecture with
+random weights (latency does not depend on the weights; the JSON says which).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_fetal.engines import ENGINES_DIR, load_manifest
+from edge_fetal.errors import EdgeFetalError
+
+REPO = ENGINES_DIR.parent
+
+
+@dataclass
+class ModelUnderTest:
+    onnx_path: Path
+    input_size: int
+    manifest: dict
+    network: object | None  # MultiTaskUNet in eval mode, or None without torch / architecture
+    torch_weights: str  # where the torch network's weights came from, or why there is none
+
+    @property
+    def size_multiple(self) -> int:
+        return int(getattr(self.network, "size_multiple", 16))
+
+    def describe(self) -> dict:
+        from edge_fetal.runtime.engine_manifest import sha256_of
+
+        section = self.manifest.get("model", {})
+        return {"path": str(self.onnx_path), "sha256": sha256_of(self.onnx_path), "input_size": self.input_size,
+                "architecture": section.get("architecture") or self.architecture(), "gflop_per_frame": self.gflop(self.input_size),
+                "onnx_weights": "as in the file", "torch_weights": self.torch_weights}
+
+    def architecture(self) -> dict | None:
+        if self.network is None:
+            return None
+        widths = list(self.network.encoder.out_channels)
+        return {"name": "MultiTaskUNet", "widths": widths}
+
+    def gflop(self, size: int) -> float | None:
+        """GFLOP of one frame at `size`: counted on the torch network, else the manifest's figure scaled by area."""
+        if self.network is not None:
+            from edge_fetal.model.unet import count_gflops
+
+            return round(count_gflops(self.network, size), 4)
+        recorded = self.manifest.get("model", {}).get("gflops_per_frame")
+        return round(recorded * (size / self.input_size) ** 2, 4) if recorded else None
+
+
+def onnx_input_size(path: Path) -> int:
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    side = dims[-1].dim_value
+    return int(side) if side else 256
+
+
+def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None = None, probe=None,
+                          seed: int = 0) -> ModelUnderTest:
+    """The ONNX model and a torch network for it: `checkpoint`; else the manifest's training run's
+    best.pt when its labels agree with the ONNX file's on `probe` (a `[N,1,S,S]` batch); else the
+    manifest's architecture with random weights; else none (no torch rows, no naive baseline)."""
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise EdgeFetalError(f"no model at {onnx_path}: pass --model PATH to an exported ONNX file")
+    manifest = load_manifest(onnx_path, required=False)
+    size = onnx_input_size(onnx_path)
+    try:
+        import torch
+
+        from edge_fetal.model.load import load_checkpoint_model
+        from edge_fetal.model.unet import MultiTaskUNet
+    except ImportError:
+        return ModelUnderTest(onnx_path, size, manifest, None,
+                              "none: torch is not installed (the `train` extra), so no torch rows and no naive baseline")
+    if checkpoint:
+        return ModelUnderTest(onnx_path, size, manifest, load_checkpoint_model(checkpoint)[0], f"checkpoint {checkpoint}")
+    named = manifest_checkpoint(manifest)
+    if named is not None and probe is not None:
+        network = load_checkpoint_model(named)[0]
+        agreement = label_agreement(network, onnx_path, probe)
+        if agreement >= 0.99:
+            return ModelUnderTest(onnx_path, size, manifest, network, f"checkpoint {named} (named by the manifest; "
+                                  f"its labels agree with the ONNX file's on {100 * agreement:.2f} % of probe pixels)")
+    architecture = manifest.get("model", {}).get("architecture")
+    if not architecture:
+        return ModelUnderTest(onnx_path, size, manifest, None,
+                              "none: no --checkpoint and no architecture in a manifest, so no torch rows and no naive baseline")
+    torch.manual_seed(seed)
+    network = MultiTaskUNet(**{k: v for k, v in architecture.items() if k != "name"}).eval()
+    return ModelUnderTest(onnx_path, size, manifest, network, "random (architecture of the manifest)")
+
+
+def manifest_checkpoint(manifest: dict) -> Path | None:
+    """The training run's best.pt named by the manifest (training.config.run), if it exists here."""
+    run = manifest.get("training", {}).get("config", {}).get("run", {})
+    if not run.get("name"):
+        return None
+    relative = Path(run.get("out_dir", "runs")) / run["name"] / "best.pt"
+    for base in (REPO, Path.cwd()):
+        if (base / relative).is_file():
+            return base / relative
+    return None
+
+
+def label_agreement(network, onnx_path: Path, batch) -> float:
+    """Fraction of seg labels on which the torch network and the ONNX file agree for `batch`."""
+    import numpy as np
+    import torch
+
+    from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    with torch.inference_mode():
+        labels = network(torch.from_numpy(batch))[0].argmax(dim=1).numpy()
+    with OnnxRuntimeBackend(onnx_path, ["CPUExecutionProvider"], threads=1) as session:
+        return float(np.mean(session.infer(batch).seg_labels == labels))
+
+
+def onnx_at_size(source: Path, out_path: Path, size: int) -> Path:
+    """The same graph and weights declared for `[N, 1, size, size]` input (and `[N, size, size]` labels)."""
+    import onnx
+
+    graph = onnx.load(str(source))
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value, dims[3].dim_value = size, size
+    for output in graph.graph.output:
+        if output.name == "seg_labels":
+            out_dims = output.type.tensor_type.shape.dim
+            out_dims[1].dim_value, out_dims[2].dim_value = size, size
+    del graph.graph.value_info[:]  # intermediate shapes of the old size; ORT infers them again
+    onnx.save(graph, str(out_path))
+    return out_path
+
+
+def write_random_model(out_dir: Path, widths=(16, 32, 64, 128, 256), separable_from: int = 1, size: int = 256,
+                       seed: int = 0) -> Path:
+    """A random-weight MultiTaskUNet exported with a manifest beside it (before the shipped model exists)."""
+    import torch
+
+    from edge_fetal.model.unet import MultiTaskUNet, count_gflops
+    from export.onnx_export import export_onnx
+
+    torch.manual_seed(seed)
+    architecture = {"widths": list(widths), "separable_from": separable_from}
+    model = MultiTaskUNet(**architecture).eval()
+    path = export_onnx(model, Path(out_dir) / "fetal_mtl.onnx", size)
+    manifest = {"model": {"file": path.name, "input": {"shape": ["N", 1, size, size]},
+                          "gflops_per_frame": count_gflops(model, size), "architecture": {"name": "MultiTaskUNet", **architecture}},
+                "note": "random weights, written by edge_fetal.bench.models.write_random_model"}
+    (path.parent / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return path

@@ -1,0 +1,57 @@
+"""Static INT8 quantisation for CPU edge boxes (ONNX Runtime QDQ, per-channel weights).
+
+Calibrated on real HC18 and simulated frames of every plane. The plane head (Gemm), the final
+ArgMax/Cast and the input normalisation stay in float: they are tiny and decide the output.
+Whether INT8 is kept is decided by measurement (speed and accuracy), not here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_fetal.calibration import letterbox
+from edge_fetal.runtime.analyse import preprocess
+
+
+class _FrameReader:
+    """ONNX Runtime's calibration-data protocol over preprocessed frames."""
+
+    def __init__(self, frames: list[np.ndarray], size: int):
+        self._batches = iter([{"image": preprocess(frame, letterbox(frame.shape, size))} for frame in frames])
+
+    def get_next(self):
+        return next(self._batches, None)
+
+
+def float_nodes_to_keep(onnx_path: str | Path) -> list[str]:
+    """Names of the nodes left in float: the plane head, the label ArgMax/Cast and the input norm."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path)).graph
+    keep = [node.name for node in graph.node if node.op_type in ("Gemm", "ArgMax", "Cast", "Flatten", "GlobalAveragePool")]
+    first = graph.node[0]
+    if first.op_type == "BatchNormalization":
+        keep.append(first.name)
+    return keep
+
+
+def quantise_int8(onnx_path: str | Path, out_path: str | Path, frames: list[np.ndarray], size: int) -> Path:
+    """Write a QDQ INT8 copy of `onnx_path`, calibrated (min-max) on `frames`."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out_path = Path(out_path)
+    prepared = out_path.with_suffix(".prep.onnx")
+    quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+    try:
+        quantize_static(
+            str(prepared), str(out_path), _FrameReader(frames, size),
+            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=float_nodes_to_keep(prepared),
+        )
+    finally:
+        prepared.unlink(missing_ok=True)
+    return out_path

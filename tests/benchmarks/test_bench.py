@@ -1,0 +1,175 @@
+"""The benchmark harness: the shape of its result (never its timings) and the naive baseline's correctness."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_fetal.bench.schema import latency_stats
+
+STATS = ("iterations", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms", "frames_per_s")
+
+
+def test_latency_stats_are_ordered_and_empty_safe():
+    stats = latency_stats([5.0, 1.0, 2.0, 30.0, 3.0], batch=2)
+    assert stats["iterations"] == 5 and stats["p50_ms"] <= stats["p95_ms"] <= stats["p99_ms"] <= stats["max_ms"]
+    assert stats["frames_per_s"] == pytest.approx(2 * 1e3 / 8.2, rel=1e-3)
+    assert latency_stats([])["p99_ms"] is None
+
+
+@pytest.fixture(scope="module")
+def quick_run(tiny_onnx, tiny_checkpoint, tmp_path_factory):
+    """One --quick run on the tiny model (64 px), with small scaling axes so it takes seconds."""
+    pytest.importorskip("torch")
+    from edge_fetal.bench import BenchOptions, run_benchmark
+
+    out = tmp_path_factory.mktemp("bench_results")
+    options = BenchOptions(model=tiny_onnx, checkpoint=tiny_checkpoint, out_dir=out, quick=True, threads=1,
+                           rounds=2, iterations=1, real_frames=1, sim_per_plane=1, sizes=(64, 96), batches=(1, 2),
+                           streams=(1, 2), peak_n=128, show_progress=False)
+    return run_benchmark(options, log=lambda _line: None), out
+
+
+def test_quick_run_document_has_every_section(quick_run):
+    doc, _ = quick_run
+    for key in ("schema", "tool", "date", "machine", "model", "input", "rows", "settings", "peak", "scaling",
+                "end_to_end", "memory", "notes", "files"):
+        assert key in doc, key
+    for key in ("cpu", "cpu_flags", "physical_cores", "onnxruntime", "torch", "opencv", "numpy", "python"):
+        assert key in doc["machine"], key
+    assert doc["model"]["input_size"] == 64 and doc["model"]["gflop_per_frame"] > 0
+    assert doc["peak"]["gflops"] > 0 and doc["memory"]["peak_rss_mib"] > 0
+    engine = doc["memory"]["engine_process"]
+    assert engine["peak_rss_mib"] > 0 and engine["torch_imported"] is False  # the engine runs without torch
+
+
+def test_rows_have_ordered_percentiles_and_gflops(quick_run):
+    doc, _ = quick_run
+    names = {row["variant"] for row in doc["rows"] if row["group"] == "model"}
+    assert {"ort-cpu-fp32", "ort-cpu-int8", "torch-cpu-fp32"} <= names
+    for row in doc["rows"]:
+        for key in STATS + ("runtime", "precision", "layout", "kind", "batch", "input_size", "gflop_per_frame"):
+            assert key in row, (row["variant"], key)
+        assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"], row["variant"]
+        assert row["gflops_achieved"] == pytest.approx(row["gflop_per_frame"] * row["frames_per_s"], rel=1e-2)
+        assert row["peak_fraction"] == pytest.approx(row["gflops_achieved"] / doc["peak"]["gflops"], rel=1e-2)
+
+
+def test_scaling_axes_and_end_to_end_ratios(quick_run):
+    doc, _ = quick_run
+    scaling = doc["scaling"]
+    assert [p["input_size"] for p in scaling["input_size"]] == [64, 96]
+    assert [p["batch"] for p in scaling["batch"]] == [1, 2]
+    assert [p["streams"] for p in scaling["streams"]] == [1, 2]
+    assert scaling["input_size"][1]["gflop_per_frame"] > scaling["input_size"][0]["gflop_per_frame"]
+    e2e = doc["end_to_end"]
+    pipeline, naive, ratio = e2e["pipeline"], e2e["naive"], e2e["ratio"]
+    assert e2e["backend"] in {row["variant"] for row in doc["rows"]}
+    for part in (pipeline, naive):
+        assert part["capture_to_result"]["iterations"] == e2e["frames_per_run"] * e2e["rounds"]
+        c2r = part["capture_to_result"]
+        assert c2r["p50_ms"] <= c2r["p95_ms"] <= c2r["p99_ms"]
+    assert ratio["throughput"] == pytest.approx(pipeline["frames_per_s"] / naive["frames_per_s"], abs=0.01)
+    assert ratio["p99_capture_to_result"] == pytest.approx(
+        naive["capture_to_result"]["p99_ms"] / pipeline["capture_to_result"]["p99_ms"], abs=0.01)
+
+
+def test_files_json_markdown_png_and_latest(quick_run):
+    doc, out = quick_run
+    stem = doc["files"]["json"][: -len(".json")]
+    assert json.loads((out / "latest.json").read_text())["rows"] == json.loads(open(stem + ".json").read())["rows"]
+    markdown = (out / "latest.md").read_text()
+    for row in doc["rows"]:
+        if row["group"] == "model":
+            assert f"| {row['variant']} |" in markdown
+    assert "naive baseline" in markdown and "Concurrent streams" in markdown
+    image = cv2.imread(str(out / "latest.png"))
+    assert image is not None and image.shape[0] > 300 and image.shape[1] > 600
+
+
+# --- the naive baseline measures what the pipeline measures ---------------------------------------
+
+def _ellipse_net():
+    """A stand-in network whose head class is wherever the frame is bright, and whose plane is head."""
+    torch = pytest.importorskip("torch")
+
+    class EllipseNet(torch.nn.Module):
+        size_multiple = 16
+
+        def forward(self, image):
+            head = (image - 0.5) * 20.0
+            other = torch.full_like(image, -10.0)
+            plane = torch.tensor([[6.0, 0.0, 0.0, 0.0]]).expand(image.shape[0], 4)
+            return torch.cat([-head, head, other, other], dim=1), plane
+
+    return EllipseNet().eval()
+
+
+def test_naive_baseline_measures_the_same_hc_as_the_pipeline(tmp_path):
+    from edge_fetal.biometry import Ellipse, rasterise_ellipse
+    from edge_fetal.bench.end_to_end import run_pipeline
+    from edge_fetal.bench.naive import run_naive
+    from edge_fetal.runtime.analyse import analyse_frame
+    from edge_fetal.runtime.torch_backend import TorchBackend
+
+    truth, mm_per_px = Ellipse(170.0, 118.0, 72.0, 54.0, 20.0), 0.2
+    frame = np.where(rasterise_ellipse((240, 320), truth), 220, 30).astype(np.uint8)
+    truth_hc_mm = truth.perimeter_px * mm_per_px
+    network = _ellipse_net()
+    backend = TorchBackend.from_model(_ellipse_net(), 128, device="cpu")
+
+    naive = run_naive([frame] * 2, [mm_per_px] * 2, network, 128, tmp_path / "naive.mp4")
+    naive_hc = naive.measurements[-1].hc_mm
+    analysed_hc = analyse_frame(frame, backend, mm_per_px).measurement.hc_mm
+    streamed = run_pipeline([frame] * 12, [mm_per_px] * 12, backend, tmp_path / "pipeline")
+    fused_hc = streamed["report"]["biometry"]["hc"]["value"]
+
+    assert naive.planes == ["head", "head"] and naive_hc is not None
+    assert naive_hc == pytest.approx(analysed_hc, rel=0.005)
+    assert naive_hc == pytest.approx(fused_hc, rel=0.005)
+    assert naive_hc == pytest.approx(truth_hc_mm, rel=0.01)
+    assert (tmp_path / "naive.mp4").stat().st_size > 0
+
+
+def test_onnx_at_size_runs_the_same_weights_at_another_size(tiny_model, tiny_onnx, tmp_path):
+    torch = pytest.importorskip("torch")
+    from edge_fetal.bench.models import onnx_at_size
+    from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    model, _ = tiny_model
+    batch = np.random.default_rng(1).random((2, 1, 96, 96), dtype=np.float32)
+    with OnnxRuntimeBackend(onnx_at_size(tiny_onnx, tmp_path / "at96.onnx", 96), ["CPUExecutionProvider"], threads=1) as session:
+        assert session.input_size == 96
+        outputs = session.infer(batch)
+    with torch.inference_mode():
+        seg_logits, plane_logits = model(torch.from_numpy(batch))
+    assert np.mean(outputs.seg_labels == seg_logits.argmax(dim=1).numpy()) > 0.999
+    np.testing.assert_allclose(outputs.plane_logits, plane_logits.numpy(), atol=1e-4)
+
+
+def test_checkpoint_named_by_the_manifest_is_used_only_when_it_matches_the_onnx(tiny_model, tiny_onnx, frames, tmp_path):
+    torch = pytest.importorskip("torch")
+    import shutil
+
+    from edge_fetal.bench.models import load_model_under_test
+    from edge_fetal.model.unet import MultiTaskUNet
+
+    model, checkpoint = tiny_model
+    onnx_path = shutil.copy(tiny_onnx, tmp_path / "fetal_mtl.onnx")
+    saved = torch.load(checkpoint, weights_only=True)
+    (tmp_path / "run").mkdir()
+    manifest = {"model": {"architecture": {"name": "MultiTaskUNet", **saved["config"]["model"]}},
+                "training": {"config": {"run": {"out_dir": str(tmp_path), "name": "run"}}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+
+    shutil.copy(checkpoint, tmp_path / "run" / "best.pt")
+    matching = load_model_under_test(onnx_path, probe=frames)
+    assert matching.torch_weights.startswith(f"checkpoint {tmp_path / 'run' / 'best.pt'}")
+
+    torch.manual_seed(123)
+    other = MultiTaskUNet(**saved["config"]["model"]).eval()
+    torch.save({**saved, "model": other.state_dict()}, tmp_path / "run" / "best.pt")
+    assert load_model_under_test(onnx_path, probe=frames).torch_weights.startswith("random")
