@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     to_onnx.add_argument("--out", default="engines/fetal_mtl.onnx")
     to_onnx.add_argument("--parity-frames", type=int, default=24, help="real HC18 frames for the torch vs ONNX check")
     to_onnx.set_defaults(handler=_run_export_onnx)
+    to_int8 = targets.add_parser("int8", help="ONNX → static INT8 (QDQ, per-channel) for CPU edge boxes")
+    to_int8.add_argument("--onnx", default="engines/fetal_mtl.onnx", help="exported float model")
+    to_int8.add_argument("--out", default="engines/fetal_mtl_int8.onnx")
+    to_int8.add_argument("--calibration-frames", type=int, default=48,
+                         help="real HC18 frames for calibration (plus 12 simulated frames per plane)")
+    to_int8.set_defaults(handler=_run_export_int8)
     to_trt = targets.add_parser("tensorrt", help="ONNX → TensorRT FP16 engine + manifest (run on the Jetson that uses it)")
     to_trt.add_argument("--onnx", default="engines/fetal_mtl.onnx", help="exported model")
     to_trt.add_argument("--out", default=None, help="engine path (default: the ONNX path with .engine)")
@@ -206,6 +212,23 @@ def _parity_real_images(count: int) -> list:
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "hc18" / "test_set_sample"
     folder = shared if shared.is_dir() else bundled_hc18_dir()
     return sorted(p for p in folder.glob("*HC.png"))[:count]
+
+
+def _run_export_int8(args: argparse.Namespace) -> int:
+    from export.int8 import quantise_int8
+    from export.parity import parity_frames
+
+    from pathlib import Path
+
+    from edge_fetal.engines import load_manifest
+
+    size = load_manifest(Path(args.onnx), required=False).get("model", {}).get("input", {}).get("shape", [256])[-1]
+    frames, real_count = parity_frames(_parity_real_images(args.calibration_frames), simulated_per_plane=12, seed=4242)
+    out = quantise_int8(args.onnx, args.out, frames, size=size)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), calibrated on {real_count} real HC18 + "
+          f"{len(frames) - real_count} simulated frames; measure it with `edge-fetal eval --model {out}` "
+          f"and `edge-fetal bench` before shipping it")
+    return 0
 
 
 def _run_export_onnx(args: argparse.Namespace) -> int:

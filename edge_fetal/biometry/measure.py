@@ -28,7 +28,10 @@ class QualityLimits:
     min_femur_area_px: int = 100
     max_second_component_fraction: float = 0.25
     min_aspect_ratio: float = 0.5  # ellipse minor/major
-    max_relative_residual: float = 0.04  # RMS fit residual / semi-minor axis
+    # RMS fit residual / semi-minor axis. Chosen on the HC18 *training* split with the shipped model:
+    # 85 % of heads fit within 3 %, and those beyond it measured HC 3.4x worse (MAE 7.1 vs 2.1 mm).
+    max_relative_residual: float = 0.03
+    min_inlier_fraction: float = 0.85  # boundary points the robust ellipse fit keeps
     min_femur_elongation: float = 3.0  # length / width
     max_femur_relative_residual: float = 0.15  # centreline roughness / width
 
@@ -144,12 +147,15 @@ def _measure_ellipse(structure: str, mask: np.ndarray, mm_per_px: float | None, 
     points = boundary_points(component.mask)
     if len(points) < 5:
         return Measurement(structure, None, mm_per_px=spacing, withheld_reason=reason)
-    ellipse = fit_ellipse_to_points(points)
-    residual = float(np.sqrt(np.mean(ellipse_radial_residuals_px(ellipse, points) ** 2)))
+    ellipse, inliers = robust_ellipse_fit(points)
+    residual = float(np.sqrt(np.mean(ellipse_radial_residuals_px(ellipse, points[inliers]) ** 2)))
     aspect = ellipse.semi_minor_px / max(ellipse.semi_major_px, 1e-9)
     relative_residual = residual / max(ellipse.semi_minor_px, 1e-9)
+    inlier_fraction = float(inliers.mean())
     if reason is None and aspect < limits.min_aspect_ratio:
         reason = f"shape too elongated for a {structure} outline (minor/major {aspect:.2f})"
+    if reason is None and inlier_fraction < limits.min_inlier_fraction:
+        reason = f"outline is not elliptical ({(1 - inlier_fraction) * 100:.0f} % of it strays from the fitted ellipse)"
     if reason is None and relative_residual > limits.max_relative_residual:
         reason = f"outline is not elliptical (fit residual {residual:.1f} px)"
     score = _score(relative_residual / limits.max_relative_residual, reason)
@@ -159,6 +165,21 @@ def _measure_ellipse(structure: str, mask: np.ndarray, mm_per_px: float | None, 
     else:
         values = {"ac": ellipse.perimeter_px}
     return _finish(structure, ellipse, values, spacing, quality, reason)
+
+
+def robust_ellipse_fit(points: np.ndarray) -> tuple[Ellipse, np.ndarray]:
+    """Ellipse fit that ignores a stray part of the outline (a limb or the placenta touching the head).
+
+    Fit all points, drop those further from the ellipse than 2 px or 3 robust SDs, refit once.
+    Returns the ellipse and the boolean inlier mask over `points`.
+    """
+    ellipse = fit_ellipse_to_points(points)
+    distance = np.abs(ellipse_radial_residuals_px(ellipse, points))
+    robust_sd = 1.4826 * float(np.median(distance))
+    inliers = distance <= max(2.0, 3.0 * robust_sd)
+    if inliers.all() or inliers.sum() < 5:
+        return ellipse, np.ones(len(points), bool)
+    return fit_ellipse_to_points(points[inliers]), inliers
 
 
 def _component_problem(structure: str, component: MainComponent, limits: QualityLimits) -> str | None:

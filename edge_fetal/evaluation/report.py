@@ -42,6 +42,7 @@ def write_json_atomic(path: str | Path, payload: dict) -> None:
     with os.fdopen(descriptor, "w") as handle:
         json.dump(payload, handle, indent=2)
         handle.write("\n")
+    os.chmod(temporary, 0o644)  # mkstemp makes it private; a report is for everyone who may read the folder
     os.replace(temporary, path)
 
 
