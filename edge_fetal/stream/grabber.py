@@ -36,6 +36,7 @@ class LatestFrameSlot:
                 while self._item is not None and not self._closed:
                     self._cond.wait()
             if self._closed:
+                self.dropped += 1  # read from the source but never to be processed
                 return False
             if self._item is not None:
                 self.dropped += 1
@@ -57,6 +58,13 @@ class LatestFrameSlot:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def discard(self) -> None:
+        """Drop a frame nobody will take any more (the stream stopped), counting it."""
+        with self._cond:
+            if self._item is not None:
+                self._item = None
+                self.dropped += 1
 
     @property
     def closed(self) -> bool:
@@ -128,6 +136,7 @@ class Grabber:
         self.slot.close()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        self.slot.discard()  # every frame read is either processed or counted as dropped
 
     def __enter__(self) -> "Grabber":
         return self.start()

@@ -95,7 +95,7 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
                     reports.write(report(False), now)
                 waiting_since = time.monotonic()
             grabber.raise_if_failed()
-            counters.stopped_by = ("interrupted" if sigint.interrupted else "stopped" if stop.is_set()
+            counters.stopped_by = ("interrupted" if sigint.interrupted else "stop requested" if stop.is_set()
                                    else "max frames" if counters.processed >= (config.max_frames or math.inf)
                                    else "end of source")
     except KeyboardInterrupt:

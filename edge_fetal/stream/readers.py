@@ -216,19 +216,32 @@ class ArrayReader(Reader):
 
 
 class SimReader(Reader):
-    """A simulated probe sweep (`data.simulator.render_sweep`) with its per-frame truth and spacing."""
+    """A simulated probe (`data.simulator.render_sweep`) with its per-frame truth and spacing.
+
+    With explicit `segments` it plays that one sweep and ends; without, it scans like a live
+    probe: sweep after sweep through the default planes (seed, seed + 1, ...) until stopped.
+    """
 
     def __init__(self, seed: int, segments: Sequence[tuple[str, int]] | None = None, fps: float = 25.0) -> None:
         self.seed, self.segments, self.fps = seed, segments, fps
-        self.description = f"simulated sweep (seed {seed})"
+        self.description = f"simulated sweep (seed {seed})" if segments else f"simulated probe, endless sweeps from seed {seed}"
         self._frames: Iterator | None = None
         self._next = 0
 
     def open(self) -> None:
+        self._frames = self._sweeps()
+        self._next = 0
+
+    def _sweeps(self) -> Iterator:
         from edge_fetal.data.simulator import DEFAULT_SEGMENTS, render_sweep
 
-        self._frames = render_sweep(self.seed, self.segments or DEFAULT_SEGMENTS)
-        self._next = 0
+        if self.segments:
+            yield from render_sweep(self.seed, self.segments)
+            return
+        seed = self.seed
+        while True:
+            yield from render_sweep(seed, DEFAULT_SEGMENTS)
+            seed += 1
 
     def read(self) -> RawFrame:
         try:

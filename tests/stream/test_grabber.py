@@ -110,3 +110,15 @@ def test_stop_wakes_a_grabber_blocked_on_a_full_slot():
     started = time.monotonic()
     grabber.stop()
     assert time.monotonic() - started < 1.0 and not grabber._thread.is_alive()
+
+
+def test_every_frame_read_is_processed_or_counted_as_dropped_when_stopped_mid_stream():
+    """A stop leaves one frame in the slot and one in the grabber's hands: both count as dropped."""
+    from edge_fetal.stream.grabber import LatestFrameSlot
+
+    slot = LatestFrameSlot()
+    assert slot.put("frame 0", overwrite=True)
+    slot.close()
+    assert not slot.put("frame 1", overwrite=True)  # read, but the stream has stopped
+    slot.discard()  # frame 0 was never taken
+    assert slot.dropped == 2 and slot.empty
