@@ -55,3 +55,24 @@ def quantise_int8(onnx_path: str | Path, out_path: str | Path, frames: list[np.n
     finally:
         prepared.unlink(missing_ok=True)
     return out_path
+
+
+MAX_HC_MAE_LOSS_MM = 0.3
+MAX_PLANE_ACCURACY_LOSS = 0.002
+
+
+def int8_verdict(fp32: dict, int8: dict, fp32_p50_ms: float, int8_p50_ms: float) -> tuple[bool, str]:
+    """Ship INT8 only when it is faster here and costs ≤ 0.3 mm HC MAE and ≤ 0.2 % plane accuracy.
+
+    `fp32` / `int8`: {"hc_mae_mm": ..., "plane_accuracy": ...} measured on the same evaluation set.
+    Returns (ship it?, the measured reason in one sentence).
+    """
+    hc_loss = int8["hc_mae_mm"] - fp32["hc_mae_mm"]
+    plane_loss = fp32["plane_accuracy"] - int8["plane_accuracy"]
+    figures = (f"p50 {int8_p50_ms:.1f} vs {fp32_p50_ms:.1f} ms, HC MAE {hc_loss:+.2f} mm, "
+               f"plane accuracy {-plane_loss * 100:+.2f} %")
+    if int8_p50_ms >= fp32_p50_ms:
+        return False, f"not shipped: INT8 is not faster on this machine ({figures})"
+    if hc_loss > MAX_HC_MAE_LOSS_MM or plane_loss > MAX_PLANE_ACCURACY_LOSS:
+        return False, f"not shipped: INT8 loses too much accuracy ({figures})"
+    return True, f"shipped: INT8 is faster at an accepted accuracy cost ({figures})"

@@ -1,0 +1,45 @@
+"""INT8: the quantised model still computes the same thing, and the ship/no-ship rule guards accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from export.int8 import int8_verdict
+
+FP32 = {"hc_mae_mm": 2.20, "plane_accuracy": 0.995}
+
+
+def test_int8_is_refused_when_not_faster():
+    ship, reason = int8_verdict(FP32, {"hc_mae_mm": 2.21, "plane_accuracy": 0.995}, 13.0, 15.2)
+    assert not ship and "not faster" in reason and "15.2 vs 13.0 ms" in reason
+
+
+@pytest.mark.parametrize("int8", [{"hc_mae_mm": 2.55, "plane_accuracy": 0.995}, {"hc_mae_mm": 2.21, "plane_accuracy": 0.990}])
+def test_int8_is_refused_when_it_loses_accuracy(int8):
+    ship, reason = int8_verdict(FP32, int8, 13.0, 6.0)
+    assert not ship and "accuracy" in reason
+
+
+def test_int8_is_kept_when_faster_and_accurate_enough():
+    assert int8_verdict(FP32, {"hc_mae_mm": 2.40, "plane_accuracy": 0.994}, 13.0, 6.0)[0]
+
+
+def test_quantised_shipped_model_keeps_the_contract_and_its_answers(tmp_path):
+    """Calibrated on bundled real frames, INT8 labels agree with fp32 on almost every pixel."""
+    ort = pytest.importorskip("onnxruntime")
+    from edge_fetal.calibration import letterbox
+    from edge_fetal.data.hc18 import load_image
+    from edge_fetal.demo import bundled_hc18_dir
+    from edge_fetal.engines import default_model_path
+    from edge_fetal.runtime.analyse import preprocess
+    from export.int8 import quantise_int8
+
+    frames = [load_image(path) for path in sorted(bundled_hc18_dir().glob("*HC.png"))]
+    out = quantise_int8(default_model_path(), tmp_path / "int8.onnx", frames[:4], size=256)
+    batch = np.concatenate([preprocess(frame, letterbox(frame.shape, 256)) for frame in frames[4:]])
+    float_labels, float_logits = ort.InferenceSession(str(default_model_path()), providers=["CPUExecutionProvider"]).run(None, {"image": batch})
+    labels, logits = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"image": batch})
+    assert labels.dtype == np.uint8 and logits.dtype == np.float32 and labels.shape == float_labels.shape
+    assert np.mean(labels == float_labels) > 0.98
+    assert np.array_equal(np.argmax(logits, 1), np.argmax(float_logits, 1))
