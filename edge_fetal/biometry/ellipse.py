@@ -35,6 +35,11 @@ class Ellipse:
     def minor_axis_px(self) -> float:
         return 2.0 * self.semi_minor_px
 
+    def shifted(self, dx_px: float, dy_px: float) -> "Ellipse":
+        """The same ellipse moved by (dx, dy) pixels."""
+        return Ellipse(self.center_x_px + dx_px, self.center_y_px + dy_px, self.semi_major_px, self.semi_minor_px,
+                       self.angle_deg)
+
     def scaled(self, factor: float) -> "Ellipse":
         """The same ellipse with every length multiplied by `factor` (centre included)."""
         return Ellipse(

@@ -23,6 +23,12 @@ class FemurAxis:
     width_px: float
     centreline_residual_px: float  # RMS roughness of the centreline about a smooth curve
 
+    def shifted(self, dx_px: float, dy_px: float) -> "FemurAxis":
+        """The same bone moved by (dx, dy) pixels."""
+        a, b = self.end_a_xy, self.end_b_xy
+        return FemurAxis((a[0] + dx_px, a[1] + dy_px), (b[0] + dx_px, b[1] + dy_px), self.length_px, self.width_px,
+                         self.centreline_residual_px)
+
     @property
     def angle_deg(self) -> float:
         dx = self.end_b_xy[0] - self.end_a_xy[0]

@@ -7,6 +7,7 @@ spacing is known and the shape passes its quality checks; otherwise `withheld_re
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -69,6 +70,11 @@ class Measurement:
         if not self.shown or self.mm_per_px is None:
             return {}
         return {name: value * self.mm_per_px for name, value in self.values_px.items()}
+
+    def shifted(self, dx_px: float, dy_px: float) -> "Measurement":
+        """The same measurement with its geometry moved by (dx, dy) pixels (lengths unchanged)."""
+        geometry = self.geometry.shifted(dx_px, dy_px) if self.geometry is not None else None
+        return dataclasses.replace(self, geometry=geometry)
 
     def mm(self, name: str) -> float | None:
         """One value in mm (e.g. "hc"), or None when it must not be shown."""
