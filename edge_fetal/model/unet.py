@@ -15,8 +15,10 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
-SEG_CLASSES = ("background", "head", "abdomen", "femur")
-PLANE_CLASSES = ("head", "abdomen", "femur", "other")
+# The class names belong to the model contract, defined once beside the runtime that serves it.
+from edge_fetal.runtime.backend import PLANES as PLANE_CLASSES
+from edge_fetal.runtime.backend import SEG_CLASSES
+
 ONNX_INPUT_NAMES = ("image",)
 ONNX_OUTPUT_NAMES = ("seg_labels", "plane_logits")
 

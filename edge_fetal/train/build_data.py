@@ -18,10 +18,10 @@ from edge_fetal.data.hc18 import HC18Item, head_mask, load_image, read_hc18, sub
 from edge_fetal.data.simulator import paste_on_background, render_frame
 from edge_fetal.errors import DatasetError
 from edge_fetal.progress import progress
+from edge_fetal.runtime.backend import PLANES
 from edge_fetal.train.config import DataConfig
 from edge_fetal.train.dataset import ArrayDataset
 
-PLANES = ("head", "abdomen", "femur", "other")
 PASTED_PLANES = ("abdomen", "femur", "other")
 
 
