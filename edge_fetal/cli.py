@@ -204,14 +204,11 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _parity_real_images(count: int) -> list:
-    """Real frames for the parity check: the HC18 development set when present, else the bundled ones."""
-    from pathlib import Path
+    """Real frames for the parity check and INT8 calibration: the benchmark's real-frame folder."""
+    from edge_fetal.bench.frames import real_frame_folder
 
-    from edge_fetal.demo import bundled_hc18_dir
-
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "hc18" / "test_set_sample"
-    folder = shared if shared.is_dir() else bundled_hc18_dir()
-    return sorted(p for p in folder.glob("*HC.png"))[:count]
+    folder, _ = real_frame_folder()
+    return sorted(folder.glob("*HC.png"))[:count]
 
 
 def _run_export_int8(args: argparse.Namespace) -> int:

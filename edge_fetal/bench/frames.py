@@ -7,14 +7,13 @@ seed per frame, so two runs on two machines time the same pixels.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge_fetal.calibration import letterbox
-from edge_fetal.data.hc18 import SPACING_COLUMN, load_image
+from edge_fetal.calibration import letterbox, spacing_table_from_csv
+from edge_fetal.data.hc18 import load_image
 from edge_fetal.runtime.analyse import preprocess
 from edge_fetal.runtime.backend import PLANES
 
@@ -45,15 +44,10 @@ def real_frame_folder() -> tuple[Path, Path | None]:
 def real_frames(count: int) -> list[BenchFrame]:
     """The first `count` HC18 frames (sorted by name) with their CSV spacing."""
     folder, csv_path = real_frame_folder()
-    spacing: dict[str, float] = {}
-    if csv_path is not None and csv_path.is_file():
-        with csv_path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                row = {key.strip(): (value or "").strip() for key, value in row.items() if key}
-                if row.get(SPACING_COLUMN):
-                    spacing[row["filename"]] = float(row[SPACING_COLUMN])
+    table = spacing_table_from_csv(csv_path) if csv_path is not None and csv_path.is_file() else {}
     paths = sorted(p for p in folder.glob("*HC.png"))[:count]
-    return [BenchFrame(load_image(p), spacing.get(p.name), f"hc18 {p.name}", "head") for p in paths]
+    return [BenchFrame(load_image(p), table[p.name].mm_per_px if p.name in table else None, f"hc18 {p.name}", "head")
+            for p in paths]
 
 
 def simulated_frames(per_plane: int, seed: int = 7) -> list[BenchFrame]:

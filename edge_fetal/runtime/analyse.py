@@ -83,13 +83,16 @@ def measure_labels(labels_model: np.ndarray, plane: str, mapping: Letterbox, mm_
     return MEASURE_BY_STRUCTURE[plane](crop.mask, mm_per_px).shifted(crop.x0, crop.y0)
 
 
+def decide_plane(plane_logits: np.ndarray) -> tuple[str, dict[str, float]]:
+    """The most probable plane of one frame's logits, and every plane's probability."""
+    probabilities = softmax(np.asarray(plane_logits, dtype=np.float64))
+    return PLANES[int(np.argmax(probabilities))], dict(zip(PLANES, probabilities.tolist()))
+
+
 def analyse_frame(frame_gray: np.ndarray, backend: Backend, mm_per_px: float | None) -> FrameAnalysis:
     """Classify, segment and measure one frame."""
     mapping = letterbox(frame_gray.shape[:2], backend.input_size)
     outputs = backend.infer(preprocess(frame_gray, mapping))
-    probabilities = softmax(outputs.plane_logits[0])
-    plane = PLANES[int(np.argmax(probabilities))]
+    plane, probabilities = decide_plane(outputs.plane_logits[0])
     labels = outputs.seg_labels[0]
-    return FrameAnalysis(
-        plane, dict(zip(PLANES, probabilities.tolist())), measure_labels(labels, plane, mapping, mm_per_px), labels, mapping,
-    )
+    return FrameAnalysis(plane, probabilities, measure_labels(labels, plane, mapping, mm_per_px), labels, mapping)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from edge_fetal.calibration import Letterbox, PixelSpacing, letterbox
-from edge_fetal.runtime.analyse import measure_labels, preprocess
-from edge_fetal.runtime.backend import PLANES, Backend, softmax
+from edge_fetal.runtime.analyse import decide_plane, measure_labels, preprocess
+from edge_fetal.runtime.backend import Backend
 from edge_fetal.stream.fusion import Fusion
 from edge_fetal.stream.record import FrameRecord
 from edge_fetal.stream.sources import Frame
@@ -37,14 +35,13 @@ class FrameProcessor:
         t1 = time.monotonic()
         outputs = self.backend.infer(batch)
         t2 = time.monotonic()
-        probabilities = softmax(np.asarray(outputs.plane_logits[0], dtype=np.float64))
-        plane = PLANES[int(np.argmax(probabilities))]
+        plane, probabilities = decide_plane(outputs.plane_logits[0])
         spacing = self.spacing or frame.spacing
         measurement = measure_labels(outputs.seg_labels[0], plane, self._mapping, spacing.mm_per_px if spacing else None)
         t3 = time.monotonic()
         time_s = frame.source_time if frame.source_time is not None else frame.capture_time - self.start_time
-        state = self.fusion.update(frame.index, time_s, plane, float(probabilities.max()), measurement)
+        state = self.fusion.update(frame.index, time_s, plane, probabilities[plane], measurement)
         t4 = time.monotonic()
         latency_ms = {"grab_wait": grab_wait_ms, "preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3,
                       "measure": (t3 - t2) * 1e3, "fuse": (t4 - t3) * 1e3, "end_to_end": (t4 - frame.capture_time) * 1e3}
-        return FrameRecord(frame, dict(zip(PLANES, probabilities.tolist())), measurement, state, spacing, latency_ms, t4, fps)
+        return FrameRecord(frame, probabilities, measurement, state, spacing, latency_ms, t4, fps)
