@@ -21,12 +21,12 @@ def run_model_eval(args: argparse.Namespace) -> int:
     model_path = args.model or default_model_path()
     samples = hc18_samples(args.csv, args.images) if args.format == "hc18" else biometry_samples(args.csv, args.images)
     data_label = "real HC18 frames" if args.format == "hc18" else "frames of a biometry CSV (simulated if made by `edge-fetal sim`)"
+    manifest = load_manifest(model_path, required=args.split == "validation")
     if args.split == "validation":
-        keep = validation_subjects(load_manifest(model_path))
+        keep = validation_subjects(manifest)
         samples = [s for s in samples if s.name.split("_")[0] in keep]
         data_label += ", validation split of the shipped model (pregnancies never used in training)"
     samples = samples[: args.limit] if args.limit else samples
-    manifest = load_manifest(model_path, required=False)
     gflops = manifest.get("model", {}).get("gflops_per_frame")
     with open_backend(args.backend, model_path, engine_path=args.engine) as backend:
         print(f"model {model_path} ({backend.name}, input {backend.input_size}px"
