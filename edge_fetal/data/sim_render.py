@@ -32,6 +32,13 @@ from edge_fetal.data.sim_tissue import background_maps, paint_features, sample_f
 
 _STILL = Motion()
 
+# How far outside the bone's geometric outer edge HC18's annotations sit, in mm: HC18 outlines lie
+# 0.28 mm inside the skull echo's outer half-grey point, the simulator's bone edge 0.89 mm inside it
+# (medians of 298 real training frames and 60 simulated heads; `python -m edge_fetal.data.skull_edge
+# --real 300 --sim 60`, 2026-11-28). Without it the head truth follows a different convention from
+# the real data the model learns heads from, and simulated HC reads ~3.5 mm long.
+HC18_OUTLINE_OFFSET_MM = 0.61
+
 
 @dataclass(frozen=True)
 class SimTruth:
@@ -45,7 +52,7 @@ class SimTruth:
     ofd_mm: float | None = None
     ac_mm: float | None = None
     fl_mm: float | None = None
-    ellipse: Ellipse | None = None  # head (outer skull) or abdomen outline
+    ellipse: Ellipse | None = None  # head outline (outer border of the skull echo) or abdomen outline
     femur: FemurShape | None = None  # end points, width, sagitta
 
     @property
@@ -65,12 +72,18 @@ class SimFrame:
 
 
 def truth_for(scene: Scene, motion: Motion = _STILL) -> SimTruth:
-    """The truth of `scene` seen through `motion` (the target moves and scales with it)."""
+    """The truth of `scene` seen through `motion` (the target moves and scales with it).
+
+    A head's outline is where HC18's experts would draw it: on the outer border of the skull
+    echo as displayed, `HC18_OUTLINE_OFFSET_MM` outside the bone's geometric outer edge.
+    """
     base = dict(plane=scene.plane, ga_weeks=scene.subject.ga_weeks, mm_per_px=scene.mm_per_px)
     k = scene.mm_per_px
     if isinstance(scene.target, Ellipse):
         e = move_ellipse(scene.target, motion)
         if scene.plane == "head":
+            grow = HC18_OUTLINE_OFFSET_MM / k
+            e = Ellipse(e.center_x_px, e.center_y_px, e.semi_major_px + grow, e.semi_minor_px + grow, e.angle_deg)
             return SimTruth(**base, hc_mm=e.perimeter_px * k, bpd_mm=e.minor_axis_px * k,
                             ofd_mm=e.major_axis_px * k, ellipse=e)
         return SimTruth(**base, ac_mm=e.perimeter_px * k, ellipse=e)

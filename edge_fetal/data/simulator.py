@@ -6,7 +6,8 @@
     frame.truth   # SimTruth: plane, ga_weeks, mm_per_px, hc/bpd/ofd/ac/fl in mm, geometry
 
 Truth convention (what `edge_fetal.biometry` measures): head and abdomen are continuous
-ellipses (the head's is the outer edge of the skull); HC and AC are their Ramanujan perimeters,
+ellipses (the head's is the outer border of the skull echo, where HC18's experts draw
+it: `sim_render.HC18_OUTLINE_OFFSET_MM` outside the bone); HC and AC are their Ramanujan perimeters,
 BPD and OFD their minor and major axes, times mm/px. The femur is a slightly curved bar with
 flat ends; FL is its extent along the chord between its end points. Masks hold the pixels whose
 centres lie inside the continuous shape. The same seed gives the same frame.
