@@ -57,6 +57,15 @@ def summary_lines(doc: dict) -> list[str]:
                      f"{naive['frames_per_s']} ({e2e['ratio']['throughput']}x); p99 capture→result "
                      f"{pipe['capture_to_result']['p99_ms']:.1f} vs {naive['capture_to_result']['p99_ms']:.1f} ms, "
                      f"p99 processing {pipe['processing']['p99_ms']:.1f} vs {naive['processing']['p99_ms']:.1f} ms")
+    live = e2e.get("live") or {}
+    if live.get("capture_to_result", {}).get("p50_ms") is not None:
+        c2r = live["capture_to_result"]
+        lines.append(f"live source at {live['source_fps']:.0f} frames/s: capture→result p50 {c2r['p50_ms']:.1f} ms, "
+                     f"p99 {c2r['p99_ms']:.1f} ms; {live['frames_dropped']} dropped")
+    shares = (e2e.get("pipeline") or {}).get("work_shares") or {}
+    if shares.get("critical_path") is not None:
+        lines.append(f"work outside the model: {100 * shares['critical_path']:.0f} % of the engine's stages, "
+                     f"{100 * shares['all_work']:.0f} % with rendering")
     engine = doc["memory"].get("engine_process") or {}
     lines.append(f"peak {doc['peak']['gflops']} GFLOP/s; peak RSS: engine process "
                  + (f"{engine['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in engine else "not measured")

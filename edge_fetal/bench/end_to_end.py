@@ -6,6 +6,9 @@ Definitions (the same clock, `time.monotonic` / `perf_counter`, both in ms):
   The pipeline reads ahead: offline, the grabber stamps a frame when it reads it and then waits to
   place it in the one-slot mailbox, so a frame waits while up to two earlier ones are processed;
   the naive loop reads a frame only when it is ready for it.
+- live: the same frames paced like a live probe at LIVE_FPS (`--realtime`): a frame is stamped
+  when it arrives, as from a capture card, so its capture→result is the latency a sonographer
+  sees; frames that arrive while the engine is busy are dropped and counted.
 - processing: the engine's own stages for one frame (pipeline: preprocess + infer + measure + fuse;
   naive: everything up to the measurement), i.e. without any wait for a previous frame.
 - frames_per_s: frames over the wall time of the whole run (mp4 finalised included).
@@ -27,6 +30,7 @@ from edge_fetal.bench.naive import NaiveRun, run_naive
 from edge_fetal.bench.schema import latency_stats
 
 ENGINE_STAGES = ("preprocess", "infer", "measure", "fuse")
+LIVE_FPS = 30.0  # a typical B-mode frame rate
 
 
 def scan(frames: list[BenchFrame], hold: int) -> tuple[list[np.ndarray], list[float | None]]:
@@ -36,21 +40,24 @@ def scan(frames: list[BenchFrame], hold: int) -> tuple[list[np.ndarray], list[fl
     return images, spacings
 
 
-def run_pipeline(images: list[np.ndarray], spacings: list[float | None], backend, out_dir: Path) -> dict:
-    """One `run_stream` over the frames in memory; per-frame latencies read back from events.jsonl."""
+def run_pipeline(images: list[np.ndarray], spacings: list[float | None], backend, out_dir: Path,
+                 live_fps: float | None = None) -> dict:
+    """One `run_stream` over the frames in memory, offline (every frame, as fast as it goes) or, with
+    `live_fps`, paced like a live source; per-frame latencies read back from events.jsonl."""
     from edge_fetal.calibration import PixelSpacing
     from edge_fetal.stream import StreamConfig, run_stream
     from edge_fetal.stream.readers import ArrayReader
     from edge_fetal.stream.sinks import EVENTS_NAME
     from edge_fetal.stream.sources import FrameSource
 
-    reader = ArrayReader(images, fps=25.0, description="benchmark frames in memory",
+    reader = ArrayReader(images, fps=live_fps or 25.0, description="benchmark frames in memory",
                          spacings=[PixelSpacing(s, "benchmark frame") if s else None for s in spacings])
     started = time.perf_counter()
-    report = run_stream(FrameSource(reader), backend, StreamConfig(), out_dir)
+    report = run_stream(FrameSource(reader), backend, StreamConfig(realtime=live_fps is not None), out_dir)
     wall = time.perf_counter() - started
     events = [json.loads(line) for line in (out_dir / EVENTS_NAME).read_text().splitlines() if line.strip()]
     return {"wall_s": wall, "frames": report["stream"]["frames_processed"], "report": report,
+            "dropped": report["stream"]["frames_dropped"],
             "capture_to_result": [e["latency_ms"]["end_to_end"] for e in events],
             "processing": [sum(e["latency_ms"][s] for s in ENGINE_STAGES) for e in events],
             "stages": {s: [e["latency_ms"][s] for e in events] for s in ENGINE_STAGES}}
@@ -66,8 +73,9 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
     pipe_wall = pipe_frames = 0.0
     stages: dict[str, list[float]] = {s: [] for s in ENGINE_STAGES}
     sink_p50: list[float] = []
+    live: dict[str, list] = {"capture_to_result": [], "processing": [], "dropped": [], "frames": []}
     for r in range(rounds):
-        order = ("pipeline", "naive") if r % 2 == 0 else ("naive", "pipeline")
+        order = ("pipeline", "naive", "live") if r % 2 == 0 else ("live", "naive", "pipeline")
         for which in order:
             run_dir = out_dir / f"{which}_{r}"
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +89,12 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
                     stages[stage] += values
                 if result["report"]["latency_ms"]["sink"]["p50_ms"] is not None:
                     sink_p50.append(result["report"]["latency_ms"]["sink"]["p50_ms"])
+            elif which == "live":
+                result = run_pipeline(images, spacings, backend, run_dir, live_fps=LIVE_FPS)
+                for key in ("capture_to_result", "processing"):
+                    live[key] += result[key]
+                live["dropped"].append(result["dropped"])
+                live["frames"].append(result["frames"])
             elif network is not None:
                 one = run_naive(images, spacings, network, input_size, run_dir / "naive.mp4")
                 naive.result_ms += one.result_ms
@@ -94,8 +108,13 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
                      "processing": latency_stats(pipeline["processing"]),
                      "stages": {stage: latency_stats(values) for stage, values in stages.items()},
                      "render_p50_ms": round(float(np.median(sink_p50)), 3) if sink_p50 else None},
+        "live": {"source_fps": LIVE_FPS, "frames_processed": int(sum(live["frames"])),
+                 "frames_dropped": int(sum(live["dropped"])),
+                 "capture_to_result": latency_stats(live["capture_to_result"]),
+                 "processing": latency_stats(live["processing"])},
         "naive": None, "ratio": None,
     }
+    section["pipeline"]["work_shares"] = work_shares(stages, sink_p50)
     if naive.result_ms:
         frames_per_s = round(len(naive.result_ms) / naive.wall_s, 2)
         section["naive"] = {"frames_per_s": frames_per_s, "capture_to_result": latency_stats(naive.result_ms),
@@ -108,6 +127,21 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
     if profile_path is not None:
         section["profile"] = profile_pipeline(images, spacings, backend, out_dir / "profiled", profile_path)
     return section
+
+
+def work_shares(stages: dict[str, list[float]], render_p50_ms: list[float]) -> dict:
+    """How the engine's per-frame work splits between the model and the rest (grab excluded: the
+    benchmark frames are in memory). `critical_path`: of preprocess + infer + measure + fuse, the
+    part outside the model; `all_work`: the same with the render thread's drawing and mp4 encoding
+    added, which runs beside the next frame's inference on the same cores."""
+    mean = {stage: float(np.mean(values)) if values else 0.0 for stage, values in stages.items()}
+    engine = sum(mean.values())
+    render = float(np.median(render_p50_ms)) if render_p50_ms else 0.0
+    if engine <= 0:
+        return {"critical_path": None, "all_work": None}
+    outside = engine - mean["infer"]
+    return {"critical_path": round(outside / engine, 3), "all_work": round((outside + render) / (engine + render), 3),
+            "mean_ms": {**{k: round(v, 3) for k, v in mean.items()}, "render_p50": round(render, 3)}}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

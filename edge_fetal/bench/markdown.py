@@ -37,11 +37,21 @@ def end_to_end_table(section: dict) -> list[str]:
         c2r, proc = part["capture_to_result"], part["processing"]
         rows.append([label, _f(part["frames_per_s"], 1), _f(c2r["p50_ms"]), _f(c2r["p95_ms"]), _f(c2r["p99_ms"]),
                      _f(proc["p50_ms"]), _f(proc["p99_ms"])])
+    live = section.get("live")
+    if live and live["capture_to_result"]["p50_ms"] is not None:
+        c2r, proc = live["capture_to_result"], live["processing"]
+        rows.append([f"pipeline, live source at {live['source_fps']:.0f} frames/s ({live['frames_dropped']} of "
+                     f"{live['frames_processed'] + live['frames_dropped']} dropped)", "–", _f(c2r["p50_ms"]),
+                     _f(c2r["p95_ms"]), _f(c2r["p99_ms"]), _f(proc["p50_ms"]), _f(proc["p99_ms"])])
     lines += _table(["", "frames/s", "capture→result p50 ms", "p95 ms", "p99 ms", "processing p50 ms", "processing p99 ms"], rows)
     stages = section["pipeline"].get("stages") or {}
     if stages:
         lines += ["", "Pipeline stages, p50 ms: " + ", ".join(f"{k} {_f(v['p50_ms'])}" for k, v in stages.items())
                   + f"; render + mp4 on its own thread {_f(section['pipeline'].get('render_p50_ms'))}."]
+    shares = section["pipeline"].get("work_shares") or {}
+    if shares.get("critical_path") is not None:
+        lines += ["", f"Work outside the model (mean per frame): {100 * shares['critical_path']:.0f} % of preprocess + infer + "
+                      f"measure + fuse; {100 * shares['all_work']:.0f} % with the render thread's drawing and mp4 encoding."]
     ratio = section.get("ratio")
     if ratio:
         pipe, naive = section["pipeline"], section["naive"]

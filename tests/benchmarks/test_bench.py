@@ -173,3 +173,26 @@ def test_checkpoint_named_by_the_manifest_is_used_only_when_it_matches_the_onnx(
     other = MultiTaskUNet(**saved["config"]["model"]).eval()
     torch.save({**saved, "model": other.state_dict()}, tmp_path / "run" / "best.pt")
     assert load_model_under_test(onnx_path, probe=frames).torch_weights.startswith("random")
+
+
+def test_work_shares_split_model_time_from_the_rest():
+    from edge_fetal.bench.end_to_end import work_shares
+
+    stages = {"preprocess": [1.0, 1.0], "infer": [6.0, 6.0], "measure": [2.0, 2.0], "fuse": [1.0, 1.0]}
+    shares = work_shares(stages, render_p50_ms=[5.0])
+    assert shares["critical_path"] == pytest.approx(0.4)  # 4 of 10 ms outside the model
+    assert shares["all_work"] == pytest.approx(9 / 15, abs=1e-3)  # rendering adds 5 ms outside it
+    assert work_shares({s: [] for s in stages}, [])["critical_path"] is None
+
+
+def test_live_pipeline_run_accounts_for_every_frame(tmp_path):
+    from edge_fetal.biometry import Ellipse, rasterise_ellipse
+    from edge_fetal.bench.end_to_end import run_pipeline
+    from edge_fetal.runtime.torch_backend import TorchBackend
+
+    frame = np.where(rasterise_ellipse((240, 320), Ellipse(170.0, 118.0, 72.0, 54.0, 20.0)), 220, 30).astype(np.uint8)
+    backend = TorchBackend.from_model(_ellipse_net(), 128, device="cpu")
+    live = run_pipeline([frame] * 15, [0.2] * 15, backend, tmp_path / "live", live_fps=60.0)
+    assert live["frames"] + live["dropped"] == 15
+    assert len(live["capture_to_result"]) == live["frames"] > 0
+    assert live["report"]["biometry"]["hc"]["value"] is not None
