@@ -69,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="measure only this box of each frame, or 'auto' (DICOM region / image fan, found once)")
     stream.set_defaults(handler=_run_stream)
 
+    still = commands.add_parser("measure", help="one-shot biometry of still frames (PNG/JPEG or DICOM)")
+    still.add_argument("images", nargs="+", metavar="IMAGE", help="image or DICOM files")
+    still.add_argument("--pixel-spacing", metavar="MM", default=None, help="mm per pixel for every frame (overrides DICOM)")
+    still.add_argument("--spacing-csv", default=None, help="CSV with filename and pixel size columns (HC18 or biometry format)")
+    still.add_argument("--model", default=None, help="ONNX model (default: the shipped engines/fetal_mtl.onnx)")
+    _add_backend_arguments(still)
+    still.add_argument("--json", help="also write the results here")
+    still.set_defaults(handler=_run_measure)
+
     training = commands.add_parser("train", help="train the multi-task network (needs the `train` extra)")
     training.add_argument("--config", required=True, help="TOML or JSON training config")
     training.add_argument("--resume", action="store_true", help="continue the run's last checkpoint")
@@ -161,6 +170,30 @@ def _run_stream(args: argparse.Namespace) -> int:
     print("\n".join(summary_lines(report)))
     print(f"wrote {Path(args.out) / 'annotated.mp4'}, events.jsonl, report.json")
     return 130 if report["stopped_by"] == "interrupted" else 0
+
+
+def _run_measure(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from edge_fetal.calibration import spacing_from_value, spacing_table_from_csv
+    from edge_fetal.engines import default_model_path
+    from edge_fetal.runtime.select import open_backend
+    from edge_fetal.stills import format_result, measure_still
+
+    fixed = spacing_from_value(args.pixel_spacing, "--pixel-spacing") if args.pixel_spacing is not None else None
+    table = spacing_table_from_csv(args.spacing_csv) if args.spacing_csv else {}
+    results = []
+    with open_backend(args.backend, args.model or default_model_path(), engine_path=args.engine) as backend:
+        for name in args.images:
+            path = Path(name)
+            result = measure_still(path, backend, fixed or table.get(path.name))
+            print(format_result(result), flush=True)
+            results.append(result.as_dict())
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0 if all(r["plane"] is not None for r in results) else 2
 
 
 def _status_printer():

@@ -71,3 +71,45 @@ def frames() -> np.ndarray:
     stack = [0.5 + 0.5 * rng.random() * np.sin(2 * np.pi * (xx * (i + 1) + yy * (2 - i % 2))) + 0.2 * rng.random(xx.shape)
              for i in range(4)]
     return np.clip(np.array(stack, dtype=np.float32), 0.0, 1.0)[:, None]
+
+
+def _write_cine(path, frames, photometric: str = "MONOCHROME2", delta_cm: float = 0.02, box=None):
+    """An ultrasound DICOM (multi-frame) with one calibrated Ultrasound Region, as a scanner writes it."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"  # Ultrasound Multi-frame Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "US"
+    n, rows, cols = frames.shape[:3]
+    ds.NumberOfFrames, ds.Rows, ds.Columns = n, rows, cols
+    ds.SamplesPerPixel = 1 if frames.ndim == 3 else 3
+    if frames.ndim == 4:
+        ds.PlanarConfiguration = 0
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = ds.BitsStored = 8 * frames.itemsize
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 0
+    ds.FrameTime = 40.0
+    region = Dataset()
+    region.RegionSpatialFormat, region.RegionDataType, region.RegionFlags = 1, 1, 0
+    x0, y0, x1, y1 = box or (0, 0, cols - 1, rows - 1)
+    region.RegionLocationMinX0, region.RegionLocationMinY0 = x0, y0
+    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = x1, y1
+    region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3
+    region.PhysicalDeltaX = region.PhysicalDeltaY = delta_cm
+    ds.SequenceOfUltrasoundRegions = Sequence([region])
+    ds.PixelData = np.ascontiguousarray(frames).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+@pytest.fixture
+def write_cine():
+    """`write_cine(path, frames[N,H,W(,3)], photometric, delta_cm, box)` → path of a DICOM cine."""
+    return _write_cine

@@ -138,6 +138,11 @@ class DicomCineReader(Reader):
         self.fps = 1.0 / self._frame_time_s if self._frame_time_s else None
         self._next = 0
 
+    @property
+    def frame_count(self) -> int:
+        """Frames in the open file (0 before `open` or after `close`)."""
+        return 0 if self._frames is None else len(self._frames)
+
     def read(self) -> RawFrame:
         if self._frames is None or self._next >= len(self._frames):
             raise EndOfStream

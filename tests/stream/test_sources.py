@@ -130,43 +130,9 @@ def test_back_off_doubles_up_to_its_cap_while_a_live_source_delivers_nothing(mon
 
 # --- DICOM cine -------------------------------------------------------------------------------
 
-def write_cine(path, frames: np.ndarray, photometric: str = "MONOCHROME2", delta_cm: float = 0.02, box=None):
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"  # Ultrasound Multi-frame Image Storage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
-    n, rows, cols = frames.shape[:3]
-    ds.NumberOfFrames, ds.Rows, ds.Columns = n, rows, cols
-    ds.SamplesPerPixel = 1 if frames.ndim == 3 else 3
-    if frames.ndim == 4:
-        ds.PlanarConfiguration = 0
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = ds.BitsStored = 8 * frames.itemsize
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
-    ds.FrameTime = 40.0
-    region = Dataset()
-    region.RegionSpatialFormat, region.RegionDataType, region.RegionFlags = 1, 1, 0
-    x0, y0, x1, y1 = box or (0, 0, cols - 1, rows - 1)
-    region.RegionLocationMinX0, region.RegionLocationMinY0 = x0, y0
-    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = x1, y1
-    region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3
-    region.PhysicalDeltaX = region.PhysicalDeltaY = delta_cm
-    ds.SequenceOfUltrasoundRegions = Sequence([region])
-    ds.PixelData = np.ascontiguousarray(frames).tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
-    return path
 
 
-def test_dicom_cine_gives_frames_spacing_and_times(tmp_path):
+def test_dicom_cine_gives_frames_spacing_and_times(tmp_path, write_cine):
     frames = np.stack([np.full((30, 40), 10 * i, np.uint8) for i in range(4)])
     frames[:, 5, 7] = 250
     source = open_source(str(write_cine(tmp_path / "cine.dcm", frames)))
@@ -178,7 +144,7 @@ def test_dicom_cine_gives_frames_spacing_and_times(tmp_path):
     assert "SequenceOfUltrasoundRegions" in got[0].spacing.source
 
 
-def test_auto_roi_of_a_dicom_is_its_calibrated_region(tmp_path):
+def test_auto_roi_of_a_dicom_is_its_calibrated_region(tmp_path, write_cine):
     frames = np.zeros((2, 30, 40), np.uint8)
     path = write_cine(tmp_path / "region.dcm", frames, box=(5, 4, 34, 25))
     source = open_source(str(path), SourceConfig(roi="auto"))
@@ -186,7 +152,7 @@ def test_auto_roi_of_a_dicom_is_its_calibrated_region(tmp_path):
     assert source.roi == Roi(5, 4, 30, 22) and got[0].image.shape == (22, 30)
 
 
-def test_dicom_rgb_and_ybr_cine_become_grey(tmp_path):
+def test_dicom_rgb_and_ybr_cine_become_grey(tmp_path, write_cine):
     grey = np.random.default_rng(2).integers(0, 256, (3, 24, 32), dtype=np.uint8)
     rgb = np.stack([grey] * 3, axis=-1)
     got = list(open_source(str(write_cine(tmp_path / "rgb.dcm", rgb, "RGB"))).frames())
@@ -196,14 +162,14 @@ def test_dicom_rgb_and_ybr_cine_become_grey(tmp_path):
     assert all(np.abs(f.image.astype(int) - grey[i]).max() <= 1 for i, f in enumerate(got))
 
 
-def test_dicom_16_bit_cine_becomes_8_bit(tmp_path):
+def test_dicom_16_bit_cine_becomes_8_bit(tmp_path, write_cine):
     frames = np.full((2, 20, 20), 65535, np.uint16)
     path = write_cine(tmp_path / "deep.dcm", frames)
     got = list(open_source(str(path)).frames())
     assert got[0].image.dtype == np.uint8 and got[0].image.max() == 255
 
 
-def test_dicom_without_usable_calibration_has_no_spacing_and_says_why(tmp_path):
+def test_dicom_without_usable_calibration_has_no_spacing_and_says_why(tmp_path, write_cine):
     frames = np.zeros((2, 20, 20), np.uint8)
     path = write_cine(tmp_path / "bad.dcm", frames, delta_cm=-1.0)
     source = open_source(str(path))

@@ -1,0 +1,100 @@
+"""One-shot biometry of still frames (`edge-fetal measure IMAGE...`): PNG/JPEG/BMP or DICOM.
+
+Each frame is classified, segmented and measured exactly as `eval` and `stream` do
+(`runtime.analyse.analyse_frame`). Lengths are given in mm only when the frame's pixel spacing is
+known: `--pixel-spacing`, a spacing CSV naming the file, or the DICOM file's own calibration;
+otherwise in pixels, with the reason. A file that cannot be read gives an error row for that
+file and the others are still measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_fetal.biometry import NO_SPACING_REASON
+from edge_fetal.calibration import PixelSpacing
+from edge_fetal.errors import EdgeFetalError
+from edge_fetal.runtime.analyse import analyse_frame
+from edge_fetal.runtime.backend import Backend
+from edge_fetal.stream.readers import DicomCineReader, is_dicom
+from edge_fetal.stream.sources import to_grey_u8
+
+
+@dataclass
+class StillResult:
+    """What one file gave: the plane, its probability, the values (mm or px), and any reason."""
+
+    path: str
+    plane: str | None = None
+    probability: float | None = None
+    unit: str | None = None  # "mm" or "px"
+    values: dict[str, float] = field(default_factory=dict)
+    calibration: str | None = None
+    note: str | None = None  # why a value is withheld or shown in px, or the read error
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def load_still(path: Path) -> tuple[np.ndarray, PixelSpacing | None, str | None]:
+    """(grey uint8 frame, its own spacing or None, a note) for an image or DICOM file."""
+    if not path.is_file():
+        raise EdgeFetalError(f"{path}: no such file")
+    if is_dicom(path):
+        reader = DicomCineReader(path)
+        reader.open()
+        try:
+            raw = reader.read()
+            frames = reader.frame_count
+        finally:
+            reader.close()
+        note = reader.calibration_note
+        if frames > 1:
+            note = "; ".join(filter(None, [note, f"cine of {frames} frames: the first is measured (use `stream` for all)"]))
+        return to_grey_u8(raw.image, reader.colour, reader.bits_stored), reader.spacing, note
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise EdgeFetalError(f"{path}: not a readable image (PNG, JPEG, BMP, TIFF) or DICOM file")
+    return to_grey_u8(image), None, None
+
+
+def measure_still(path: Path, backend: Backend, spacing: PixelSpacing | None) -> StillResult:
+    """Measure one file; `spacing` (from the command line or a CSV) overrides the file's own."""
+    result = StillResult(str(path))
+    try:
+        grey, own_spacing, note = load_still(path)
+    except (EdgeFetalError, ValueError, OSError) as error:
+        result.note = str(error)
+        return result
+    spacing = spacing or own_spacing
+    analysis = analyse_frame(grey, backend, spacing.mm_per_px if spacing else None)
+    result.plane, result.probability = analysis.plane, analysis.plane_probabilities[analysis.plane]
+    result.calibration = spacing.source if spacing else None
+    measurement = analysis.measurement
+    notes = [note] if note else []
+    if measurement is None:
+        notes.append("no biometry in this plane")
+    elif measurement.withheld_reason == NO_SPACING_REASON and measurement.values_px:
+        result.unit, result.values = "px", dict(measurement.values_px)
+        notes.append("no pixel spacing: lengths in px (give --pixel-spacing or --spacing-csv)")
+    elif not measurement.shown:
+        notes.append(f"withheld: {measurement.withheld_reason}")
+    else:
+        result.unit, result.values = "mm", measurement.values_mm
+    result.note = "; ".join(notes) or None
+    return result
+
+
+def format_result(result: StillResult) -> str:
+    """`name  head 1.00  HC 278.1 mm  BPD 74.2 mm  OFD 97.1 mm  [note]`."""
+    parts = [Path(result.path).name]
+    if result.plane is not None:
+        parts.append(f"{result.plane} {result.probability:.2f}")
+    parts += [f"{name.upper()} {value:.1f} {result.unit}" for name, value in result.values.items()]
+    if result.note:
+        parts.append(f"[{result.note}]")
+    return "  ".join(parts)
