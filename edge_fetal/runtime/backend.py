@@ -36,7 +36,12 @@ class Backend(ABC):
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> ModelOutputs:
-        """Run the model on float32 `[N, 1, S, S]` frames scaled to [0, 1]."""
+        """Run the model on float32 `[N, 1, S, S]` frames scaled to [0, 1].
+
+        The returned arrays belong to the caller: the stream measures frame N while the next
+        call runs on frame N+1. Calls may come from a thread other than the one that opened the
+        backend, one at a time.
+        """
 
     def close(self) -> None:
         """Release the runtime's resources (sessions, device memory)."""

@@ -1,17 +1,21 @@
 """The stream, wired: grab → preprocess → infer → measure → fuse → sinks.
 
-Three threads overlap so throughput follows the slowest stage: the grabber reads the source into a
-one-slot mailbox (grabber.py), this thread runs the model, geometry and fusion (stages.py), and
-the render thread draws and writes (sinks.py, fed by a bounded queue). Files run offline (every
-frame, nothing dropped) unless `realtime`; live sources always drop stale frames. A frame failing
-in any stage is counted and skipped; `max_consecutive_failures` in a row stop the run. Ctrl-C
-stops cleanly: the mp4 is finalised and report.json written with `"stopped_by": "interrupted"`
-(a second Ctrl-C raises KeyboardInterrupt, after the same clean-up).
+Four threads overlap so throughput follows the slowest stage, not the sum of them: the grabber
+reads the source into a one-slot mailbox (grabber.py); the inference thread preprocesses and runs
+the model (stages.py `infer`) and hands each result on through a one-item queue; this thread
+measures and fuses (stages.py `finish`), in frame order; the render thread draws and writes
+(sinks.py, fed by a bounded queue). So the model runs on frame N+1 while frame N is measured.
+Files run offline (every frame, nothing dropped) unless `realtime`; live sources always drop
+stale frames. A frame failing in any stage is counted and skipped; `max_consecutive_failures` in a
+row stop the run. Frames already inferred when the run stops are counted as dropped. Ctrl-C stops
+cleanly: the mp4 is finalised and report.json written with `"stopped_by": "interrupted"` (a
+second Ctrl-C raises KeyboardInterrupt, after the same clean-up).
 """
 
 from __future__ import annotations
 
 import math
+import queue
 import signal
 import threading
 import time
@@ -26,7 +30,7 @@ from edge_fetal.stream.grabber import Grabber
 from edge_fetal.stream.report import ReportWriter, StreamCounters, build_report
 from edge_fetal.stream.sinks import REPORT_NAME, Sinks
 from edge_fetal.stream.sources import FrameSource, open_source
-from edge_fetal.stream.stages import FrameProcessor
+from edge_fetal.stream.stages import FrameProcessor, Inferred
 from edge_fetal.stream.stats import FpsMeter, LatencyStats
 
 StreamReport = dict[str, Any]
@@ -57,25 +61,30 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
     reports = ReportWriter(Path(out_dir) / REPORT_NAME, config.sinks.report_interval_s)
     last: dict[str, Any] = {"state": None, "spacing": config.pixel_spacing, "status_at": -math.inf}
 
+    inference = InferenceThread(grabber, process, stop)
+
     def report(final: bool) -> StreamReport:
         spacing = last["spacing"]
+        counters.abandoned = inference.abandoned
         return build_report(state=last["state"], counters=counters, source=source, grabber=grabber, sinks=sinks,
                             latency=latency, calibration=spacing.source if spacing else "none: lengths in pixels only",
                             started=started, final=final)
 
     try:
-        with _StopOnSigint(stop) as sigint, sinks, grabber:
-            waiting_since, failures_in_row = time.monotonic(), 0
+        with _StopOnSigint(stop) as sigint, sinks, grabber, inference:
+            failures_in_row = 0
             while not stop.is_set() and counters.processed < (config.max_frames or math.inf):
-                frame = grabber.take(timeout=0.1)
-                if frame is None:
-                    if grabber.finished:
-                        break
+                item = inference.take(timeout=0.1)
+                if item is None:
                     continue
+                if item is END_OF_FRAMES:
+                    break
                 now = time.monotonic()
                 fps.tick(now)
                 try:
-                    record = process(frame, (now - waiting_since) * 1e3, fps.fps)
+                    if isinstance(item, FailedFrame):
+                        raise item.error
+                    record = process.finish(item, fps.fps)
                 except Exception as error:  # error policy: count, skip, carry on (up to a limit)
                     counters.failed.count(f"{type(error).__name__}", str(error))
                     failures_in_row += 1
@@ -93,7 +102,7 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
                     last["status_at"] = now
                 if reports.due(now):
                     reports.write(report(False), now)
-                waiting_since = time.monotonic()
+            inference.stop()
             grabber.raise_if_failed()
             counters.stopped_by = ("interrupted" if sigint.interrupted else "stop requested" if stop.is_set()
                                    else "max frames" if counters.processed >= (config.max_frames or math.inf)
@@ -123,6 +132,88 @@ def status_line(frames: int, fps: float, state: FusionState) -> str:
     if state.ga is not None:
         parts.append(f"GA {state.ga.value:.1f} wk")
     return " | ".join(parts)
+
+
+class FailedFrame:
+    """A frame the inference thread could not preprocess or infer: the consumer counts it."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+END_OF_FRAMES = object()  # the inference thread has no more frames to hand on
+
+
+class InferenceThread:
+    """Takes frames from the grabber, runs `process.infer` on each, and hands the results on in
+    order through a one-item queue (back-pressure: it waits while the consumer is behind).
+
+    `take()` gives an `Inferred`, a `FailedFrame`, `END_OF_FRAMES`, or None on timeout. `stop()`
+    ends the thread; frames it took but never handed on are counted in `abandoned`.
+    """
+
+    def __init__(self, grabber: Grabber, process: FrameProcessor, stop: threading.Event) -> None:
+        self.grabber, self.process, self.stop_requested = grabber, process, stop
+        self.abandoned = 0
+        self._handoff: queue.Queue = queue.Queue(maxsize=1)
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="edge-fetal-inference", daemon=True)
+
+    def __enter__(self) -> "InferenceThread":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+    def _halted(self) -> bool:
+        return self._halt.is_set() or self.stop_requested.is_set()
+
+    def _run(self) -> None:
+        waiting_since = time.monotonic()
+        while not self._halted():
+            frame = self.grabber.take(timeout=0.1)
+            if frame is None:
+                if self.grabber.finished:
+                    break
+                continue
+            try:
+                item: Inferred | FailedFrame = self.process.infer(frame, (time.monotonic() - waiting_since) * 1e3)
+            except Exception as error:  # counted by the consumer, like a failure in any stage
+                item = FailedFrame(error)
+            if not self._hand_on(item):
+                self.abandoned += 1
+                break
+            waiting_since = time.monotonic()
+        self._hand_on(END_OF_FRAMES)
+
+    def _hand_on(self, item) -> bool:
+        while not self._halt.is_set():
+            try:
+                self._handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def take(self, timeout: float) -> Inferred | FailedFrame | object | None:
+        try:
+            return self._handoff.get(timeout=timeout)
+        except queue.Empty:
+            return None if self._thread.is_alive() or not self._handoff.empty() else END_OF_FRAMES
+
+    def stop(self) -> None:
+        """End the thread and count what it inferred but never handed over (idempotent)."""
+        self._halt.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+        while True:
+            try:
+                item = self._handoff.get_nowait()
+            except queue.Empty:
+                return
+            if item is not END_OF_FRAMES:
+                self.abandoned += 1
 
 
 class _StopOnSigint:

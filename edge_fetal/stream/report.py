@@ -25,6 +25,7 @@ class StreamCounters:
     """Frame counts kept by the inference loop."""
 
     processed: int = 0
+    abandoned: int = 0  # inferred, but the run stopped before they were measured
     failed: ProblemCounter = field(default_factory=lambda: ProblemCounter("frame processing"))
     stopped_by: str = "running"
     calibration_note: str | None = None
@@ -65,7 +66,7 @@ def build_report(*, state: FusionState | None, counters: StreamCounters, source,
         "stream": {
             "frames_read": source.frames_read,
             "frames_processed": counters.processed,
-            "frames_dropped": grabber.dropped,
+            "frames_dropped": grabber.dropped + counters.abandoned,
             "frames_failed": counters.failed.total,
             "bad_reads": source.problems.total,
             "reconnects": source.reconnects,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import threading
 
 import cv2
@@ -147,6 +148,9 @@ def test_max_frames_and_the_status_line(tmp_path, grey_frames, fakes):
     report = run_stream(source_of(grey_frames(30)), fakes.ScriptedBackend(lambda i: "head"), config(max_frames=10), tmp_path,
                         progress=lines.append)
     assert report["stream"]["frames_processed"] == 10 and report["stopped_by"] == "max frames"
+    # frames already read or inferred when the run stopped are dropped, never lost from the count
+    stream = report["stream"]
+    assert stream["frames_read"] == stream["frames_processed"] + stream["frames_dropped"] + stream["frames_failed"]
     assert lines and lines[-1].startswith("frames 10 |") and "HC " in lines[-1] and "AC -" in lines[-1]
 
 
@@ -162,6 +166,30 @@ def test_pixel_spacing_option_overrides_the_source(tmp_path, grey_frames, fakes)
     report = run_stream(source_of(grey_frames(10)), fakes.ScriptedBackend(lambda i: "head"), cfg, tmp_path)
     assert report["biometry"]["hc"]["value"] == pytest.approx(fakes.HEAD.perimeter_px * 0.1, rel=0.01)
     assert report["calibration"]["source"] == "command line --pixel-spacing"
+
+
+def test_inference_runs_on_the_next_frame_while_this_one_is_measured(tmp_path, grey_frames, fakes, monkeypatch):
+    """The model and the geometry overlap: while `finish` works on frame N, `infer` has begun N+1."""
+    from edge_fetal.stream import stages
+
+    overlapped, inferring = [], threading.Event()
+    original_infer, original_finish = stages.FrameProcessor.infer, stages.FrameProcessor.finish
+
+    def infer(self, frame, grab_wait_ms):
+        inferring.set()
+        return original_infer(self, frame, grab_wait_ms)
+
+    def finish(self, inferred, fps):
+        inferring.clear()
+        time.sleep(0.02)  # a slow measurement: the model must not wait for it
+        overlapped.append(inferring.is_set())
+        return original_finish(self, inferred, fps)
+
+    monkeypatch.setattr(stages.FrameProcessor, "infer", infer)
+    monkeypatch.setattr(stages.FrameProcessor, "finish", finish)
+    report = run_stream(source_of(grey_frames(12)), fakes.ScriptedBackend(lambda i: "head"), config(), tmp_path)
+    assert report["stream"]["frames_processed"] == 12
+    assert sum(overlapped[:-1]) >= 9  # every frame but the last had the next one in the model meanwhile
 
 
 class TruthBackend(Backend):
