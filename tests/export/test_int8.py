@@ -43,3 +43,20 @@ def test_quantised_shipped_model_keeps_the_contract_and_its_answers(tmp_path):
     assert labels.dtype == np.uint8 and logits.dtype == np.float32 and labels.shape == float_labels.shape
     assert np.mean(labels == float_labels) > 0.98
     assert np.array_equal(np.argmax(logits, 1), np.argmax(float_logits, 1))
+
+
+def test_interleaved_timing_calls_every_variant_in_turns():
+    from export.int8_record import interleaved_p50_ms
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def infer(self, batch):
+            calls.append(self.name)
+
+    p50 = interleaved_p50_ms({"fp32": Recorder("fp32"), "int8": Recorder("int8")}, np.zeros((1, 1, 8, 8), np.float32), runs=4)
+    assert set(p50) == {"fp32", "int8"} and all(v >= 0 for v in p50.values())
+    assert calls[10:] == ["fp32", "int8"] * 4  # after 5 warm-up calls each, strictly alternating
