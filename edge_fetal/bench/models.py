@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from edge_fetal.engines import ENGINES_DIR, load_manifest
 from edge_fetal.errors import EdgeFetalError
 
@@ -84,19 +86,30 @@ def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None =
     if checkpoint:
         return ModelUnderTest(onnx_path, size, manifest, load_checkpoint_model(checkpoint)[0], f"checkpoint {checkpoint}")
     named = manifest_checkpoint(manifest)
+    architecture = manifest.get("model", {}).get("architecture")
     if named is not None and probe is not None:
-        network = load_checkpoint_model(named)[0]
-        agreement = label_agreement(network, onnx_path, probe)
-        if agreement >= 0.99:
+        network, state = load_checkpoint_model(named)
+        # Another run's checkpoint may sit at the named path: it must be this network, not a similar one.
+        same = _same_architecture(state["config"]["model"], architecture)
+        agreement = label_agreement(network, onnx_path, probe) if same else 0.0
+        if agreement >= 0.999:
             return ModelUnderTest(onnx_path, size, manifest, network, f"checkpoint {named} (named by the manifest; "
                                   f"its labels agree with the ONNX file's on {100 * agreement:.2f} % of probe pixels)")
-    architecture = manifest.get("model", {}).get("architecture")
     if not architecture:
         return ModelUnderTest(onnx_path, size, manifest, None,
                               "none: no --checkpoint and no architecture in a manifest, so no torch rows and no naive baseline")
     torch.manual_seed(seed)
     network = MultiTaskUNet(**{k: v for k, v in architecture.items() if k != "name"}).eval()
     return ModelUnderTest(onnx_path, size, manifest, network, "random (architecture of the manifest)")
+
+
+def _same_architecture(checkpoint_model: dict, manifest_architecture: dict | None) -> bool:
+    """The checkpoint's network has the layer widths and conv types the manifest describes."""
+    if not manifest_architecture:
+        return False
+    keys = ("widths", "separable_from", "decoder_separable_from")
+    return all(list(np.atleast_1d(checkpoint_model.get(k, []))) == list(np.atleast_1d(manifest_architecture.get(k, [])))
+               for k in keys)
 
 
 def manifest_checkpoint(manifest: dict) -> Path | None:

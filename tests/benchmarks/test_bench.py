@@ -174,6 +174,13 @@ def test_checkpoint_named_by_the_manifest_is_used_only_when_it_matches_the_onnx(
     torch.save({**saved, "model": other.state_dict()}, tmp_path / "run" / "best.pt")
     assert load_model_under_test(onnx_path, probe=frames).torch_weights.startswith("random")
 
+    # another run's network at the named path: not used, however similar its labels might be
+    widths = [2 * w for w in saved["config"]["model"]["widths"]]
+    wider = MultiTaskUNet(**{**saved["config"]["model"], "widths": widths}).eval()
+    config = {**saved["config"], "model": {**saved["config"]["model"], "widths": widths}}
+    torch.save({**saved, "config": config, "model": wider.state_dict()}, tmp_path / "run" / "best.pt")
+    assert load_model_under_test(onnx_path, probe=frames).torch_weights.startswith("random")
+
 
 def test_work_shares_split_model_time_from_the_rest():
     from edge_fetal.bench.end_to_end import work_shares
