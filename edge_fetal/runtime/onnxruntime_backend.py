@@ -3,7 +3,8 @@
 Providers are a constructor argument and never fall back silently: `providers=None` takes the
 best available (TensorRT EP → CUDA EP → CPU) and says which and why through `log`; an explicit
 list that cannot be honoured is a BackendError. Session options suit a small CPU (one thread per
-physical core, sequential execution, memory arena and pattern on); on CUDA, I/O binding.
+physical core, sequential execution, memory arena and pattern on, and intra-op threads that sleep
+instead of spinning between calls); on CUDA, I/O binding.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from edge_fetal.runtime.backend import Backend, ModelOutputs
 PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 GPU_PROVIDERS = PREFERENCE[:2]
 OUTPUT_NAMES = ("seg_labels", "plane_logits")
+SPINNING_KEY = "session.intra_op.allow_spinning"
 
 
 def best_providers(available: list[str]) -> list[str]:
@@ -82,6 +84,10 @@ class OnnxRuntimeBackend(Backend):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = threads or physical_cores()
+        # Spinning threads burn the cores the stream's measure and render threads need: on 2 cores,
+        # spinning off raised the pipeline from 35-38 to 39-44 frames/s and cut live p99 from 88 to
+        # 38 ms (benchmarks/results/PROFILE.md).
+        options.add_session_config_entry(SPINNING_KEY, "0")
         options.inter_op_num_threads = 1
         options.enable_cpu_mem_arena = True
         options.enable_mem_pattern = True

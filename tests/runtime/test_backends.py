@@ -199,3 +199,11 @@ def test_torch_backend_refuses_an_onnx_file(tiny_onnx):
 def test_torch_backend_refuses_fp16_on_the_cpu(tiny_checkpoint):
     with pytest.raises(BackendError, match="CUDA"):
         TorchBackend(tiny_checkpoint, device="cpu", fp16=True)
+
+
+def test_onnxruntime_threads_sleep_between_calls(ort_cpu):
+    """Spinning intra-op threads would take the cores that measuring and rendering need."""
+    from edge_fetal.runtime.onnxruntime_backend import SPINNING_KEY
+
+    with OnnxRuntimeBackend(ort_cpu, providers=["CPUExecutionProvider"]) as backend:
+        assert backend._session.get_session_options().get_session_config_entry(SPINNING_KEY) == "0"
