@@ -173,27 +173,9 @@ def _run_stream(args: argparse.Namespace) -> int:
 
 
 def _run_measure(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
+    from edge_fetal.stills import run_measure_command
 
-    from edge_fetal.calibration import spacing_from_value, spacing_table_from_csv
-    from edge_fetal.engines import default_model_path
-    from edge_fetal.runtime.select import open_backend
-    from edge_fetal.stills import format_result, measure_still
-
-    fixed = spacing_from_value(args.pixel_spacing, "--pixel-spacing") if args.pixel_spacing is not None else None
-    table = spacing_table_from_csv(args.spacing_csv) if args.spacing_csv else {}
-    results = []
-    with open_backend(args.backend, args.model or default_model_path(), engine_path=args.engine) as backend:
-        for name in args.images:
-            path = Path(name)
-            result = measure_still(path, backend, fixed or table.get(path.name))
-            print(format_result(result), flush=True)
-            results.append(result.as_dict())
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0 if all(r["plane"] is not None for r in results) else 2
+    return run_measure_command(args)
 
 
 def _status_printer():

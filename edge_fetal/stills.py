@@ -9,6 +9,8 @@ file and the others are still measured.
 
 from __future__ import annotations
 
+import argparse
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,3 +100,24 @@ def format_result(result: StillResult) -> str:
     if result.note:
         parts.append(f"[{result.note}]")
     return "  ".join(parts)
+
+
+def run_measure_command(args: argparse.Namespace) -> int:
+    """`edge-fetal measure`: one line per file, optionally a JSON list; exit 2 when a file failed."""
+    from edge_fetal.calibration import spacing_from_value, spacing_table_from_csv
+    from edge_fetal.engines import default_model_path
+    from edge_fetal.runtime.select import open_backend
+
+    fixed = spacing_from_value(args.pixel_spacing, "--pixel-spacing") if args.pixel_spacing is not None else None
+    table = spacing_table_from_csv(args.spacing_csv) if args.spacing_csv else {}
+    results = []
+    with open_backend(args.backend, args.model or default_model_path(), engine_path=args.engine) as backend:
+        for name in args.images:
+            path = Path(name)
+            result = measure_still(path, backend, fixed or table.get(path.name))
+            print(format_result(result), flush=True)
+            results.append(result.as_dict())
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0 if all(r["plane"] is not None for r in results) else 2
