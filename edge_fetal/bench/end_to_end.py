@@ -149,8 +149,9 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def profile_pipeline(images, spacings, backend, out_dir: Path, profile_path: Path, top: int = 25) -> str:
-    """cProfile over one pipeline run (the inference thread: grabber and render threads are not
-    profiled); the top-`top` functions by cumulative time are written to `profile_path`."""
+    """cProfile over one pipeline run (the calling thread, which measures and fuses; the inference,
+    grabber and render threads are not profiled, so the model shows as time waiting for results);
+    the top-`top` functions by cumulative time are written to `profile_path`."""
     import cProfile
     import io
     import pstats
@@ -163,6 +164,7 @@ def profile_pipeline(images, spacings, backend, out_dir: Path, profile_path: Pat
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(top)
     header = (f"cProfile of one run_stream over {len(images)} frames, backend {getattr(backend, 'name', backend)};"
-              f" inference thread only; top {top} by cumulative time\n")
+              f" measure/fuse thread only (the model runs on the inference thread: waiting for it shows in take);"
+              f" top {top} by cumulative time\n")
     profile_path.write_text(header + text.getvalue())
     return str(profile_path)
