@@ -35,3 +35,11 @@ def test_eval_with_missing_csv_is_one_clear_line(tmp_path, capsys):
     assert code == 2
     error = capsys.readouterr().err
     assert error.startswith("edge-fetal: error: HC18 CSV not found") and "Traceback" not in error
+
+
+def test_eval_validation_split_of_a_biometry_csv_is_refused(tmp_path, capsys):
+    """The held-out split names HC18 pregnancies; on a biometry CSV it would silently keep no frame."""
+    (tmp_path / "biometry.csv").write_text("filename,plane,pixel_size_mm,hc_mm,bpd_mm,ofd_mm,ac_mm,fl_mm\n")
+    code = main(["eval", "--format", "biometry", "--csv", str(tmp_path / "biometry.csv"), "--images", str(tmp_path),
+                 "--split", "validation"])
+    assert code == 2 and "--format hc18" in capsys.readouterr().err

@@ -17,6 +17,8 @@ def run_model_eval(args: argparse.Namespace) -> int:
     from edge_fetal.progress import progress
     from edge_fetal.runtime.select import open_backend
 
+    if args.split == "validation" and args.format != "hc18":
+        raise EdgeFetalError("--split validation names held-out HC18 pregnancies: use it with --format hc18")
     started = time.monotonic()
     model_path = args.model or default_model_path()
     samples = hc18_samples(args.csv, args.images) if args.format == "hc18" else biometry_samples(args.csv, args.images)
