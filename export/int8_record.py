@@ -56,9 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     hc18 = Path(args.hc18)
-    keep = validation_subjects(load_manifest(Path(args.onnx)))
-    real = [s for s in hc18_samples(hc18 / "training_set_pixel_size_and_HC.csv", hc18 / "training_set")
-            if s.name.split("_")[0] in keep]
+    real = hc18_samples(hc18 / "training_set_pixel_size_and_HC.csv", hc18 / "training_set",
+                        validation_subjects(load_manifest(Path(args.onnx))))
     simulated = biometry_samples(args.sim_csv, Path(args.sim_csv).parent)
     backends = {"fp32": OnnxRuntimeBackend(args.onnx), "int8": OnnxRuntimeBackend(args.int8)}
     size = backends["fp32"].input_size

@@ -75,11 +75,13 @@ def outer_half_grey_mm(profile: np.ndarray) -> float | None:
 def _real_offsets(hc18_dir: str, limit: int) -> list[float]:
     from pathlib import Path
 
-    from edge_fetal.data.hc18 import load_image, read_annotation, read_hc18, subject_split
+    from edge_fetal.data.hc18 import load_image, read_annotation, read_hc18
+    from edge_fetal.engines import default_model_path, load_manifest, validation_subjects
 
     root = Path(hc18_dir)
+    held_out = validation_subjects(load_manifest(default_model_path()))
     items = read_hc18(root / "training_set_pixel_size_and_HC.csv", root / "training_set")
-    train, _ = subject_split(items, 0.2, 0)  # the training side of the shipped model's split
+    train = [item for item in items if item.subject not in held_out]  # the shipped model's training side
     offsets = []
     for item in train[:limit]:
         ellipse, _ = read_annotation(item)

@@ -21,12 +21,11 @@ def run_model_eval(args: argparse.Namespace) -> int:
         raise EdgeFetalError("--split validation names held-out HC18 pregnancies: use it with --format hc18")
     started = time.monotonic()
     model_path = args.model or default_model_path()
-    samples = hc18_samples(args.csv, args.images) if args.format == "hc18" else biometry_samples(args.csv, args.images)
-    data_label = "real HC18 frames" if args.format == "hc18" else "frames of a biometry CSV (simulated if made by `edge-fetal sim`)"
     manifest = load_manifest(model_path, required=args.split == "validation")
-    if args.split == "validation":
-        keep = validation_subjects(manifest)
-        samples = [s for s in samples if s.name.split("_")[0] in keep]
+    subjects = validation_subjects(manifest) if args.split == "validation" else None
+    samples = hc18_samples(args.csv, args.images, subjects) if args.format == "hc18" else biometry_samples(args.csv, args.images)
+    data_label = "real HC18 frames" if args.format == "hc18" else "frames of a biometry CSV (simulated if made by `edge-fetal sim`)"
+    if subjects is not None:
         data_label += ", validation split of the shipped model (pregnancies never used in training)"
     samples = samples[: args.limit] if args.limit else samples
     gflops = manifest.get("model", {}).get("gflops_per_frame")

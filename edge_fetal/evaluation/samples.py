@@ -28,10 +28,15 @@ class EvalSample:
     load_mask: Callable[[], np.ndarray] | None  # uint8 labels in source pixels
 
 
-def hc18_samples(csv_path: str | Path, images_dir: str | Path) -> list[EvalSample]:
-    """HC18 frames: all heads, HC truth from the CSV, masks from the annotation rings."""
+def hc18_samples(csv_path: str | Path, images_dir: str | Path, subjects: set[str] | None = None) -> list[EvalSample]:
+    """HC18 frames: all heads, HC truth from the CSV, masks from the annotation rings.
+
+    subjects: keep only these pregnancies (`NNN`), e.g. a model's held-out validation split.
+    """
     samples = []
     for item in read_hc18(csv_path, images_dir):
+        if subjects is not None and item.subject not in subjects:
+            continue
         truth = {"hc": item.hc_mm} if item.hc_mm is not None else {}
         loader = (lambda item=item: head_mask(item).astype(np.uint8)) if item.annotation_path.is_file() else None
         samples.append(EvalSample(item.name, item.image_path, "head", item.mm_per_px, truth, loader))
