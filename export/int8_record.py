@@ -14,11 +14,11 @@ import argparse
 import datetime
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from edge_fetal.bench.variants import Variant, interleave
 from edge_fetal.engines import load_manifest, manifest_path, validation_subjects
 from edge_fetal.evaluation.model_eval import evaluate_rows, summarise
 from edge_fetal.evaluation.report import write_json_atomic
@@ -27,18 +27,14 @@ from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend, physical_
 from export.int8 import int8_verdict
 
 
-def interleaved_p50_ms(backends: dict[str, OnnxRuntimeBackend], batch: np.ndarray, runs: int) -> dict[str, float]:
-    """Median latency of each backend on `batch`, called in turns so machine drift hits all alike."""
-    times: dict[str, list[float]] = {name: [] for name in backends}
-    for backend in backends.values():  # warm-up
-        for _ in range(5):
-            backend.infer(batch)
-    for _ in range(runs):
-        for name, backend in backends.items():
-            started = time.perf_counter()
-            backend.infer(batch)
-            times[name].append((time.perf_counter() - started) * 1e3)
-    return {name: float(np.median(values)) for name, values in times.items()}
+def interleaved_p50_ms(backends: dict, batch: np.ndarray, runs: int) -> dict[str, float]:
+    """Median latency of each backend on `batch`, timed round-robin as `edge-fetal bench` does
+    (`bench.variants.interleave`), so machine drift hits all alike."""
+    variants = [Variant(name, "model", {}, backend.infer, [batch]) for name, backend in backends.items()]
+    for variant in variants:
+        variant.warm_up(5)
+    interleave(variants, rounds=runs, iterations=1)
+    return {variant.name: float(np.median(variant.times_ms)) for variant in variants}
 
 
 def _figures(samples, backend) -> dict:
