@@ -65,10 +65,9 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
 
     def report(final: bool) -> StreamReport:
         spacing = last["spacing"]
-        counters.abandoned = inference.abandoned
         return build_report(state=last["state"], counters=counters, source=source, grabber=grabber, sinks=sinks,
                             latency=latency, calibration=spacing.source if spacing else "none: lengths in pixels only",
-                            started=started, final=final)
+                            started=started, final=final, abandoned=inference.abandoned)
 
     try:
         with _StopOnSigint(stop) as sigint, sinks, grabber, inference:

@@ -25,7 +25,6 @@ class StreamCounters:
     """Frame counts kept by the inference loop."""
 
     processed: int = 0
-    abandoned: int = 0  # inferred, but the run stopped before they were measured
     failed: ProblemCounter = field(default_factory=lambda: ProblemCounter("frame processing"))
     stopped_by: str = "running"
     calibration_note: str | None = None
@@ -39,8 +38,9 @@ def clinical_json(estimate: ClinicalEstimate | None, unit: str) -> dict | None:
 
 
 def build_report(*, state: FusionState | None, counters: StreamCounters, source, grabber, sinks,
-                 latency: LatencyStats, calibration: str, started: float, final: bool) -> dict:
-    """The report as a dict (also what `run_stream` returns)."""
+                 latency: LatencyStats, calibration: str, started: float, final: bool, abandoned: int = 0) -> dict:
+    """The report as a dict (also what `run_stream` returns). `abandoned`: frames inferred but not
+    measured when the run stopped; they count as dropped, like the grabber's stale frames."""
     best: BestFrameSaver | None = sinks.best
     biometry = {}
     for name in BIOMETRIC_ORDER:
@@ -66,7 +66,7 @@ def build_report(*, state: FusionState | None, counters: StreamCounters, source,
         "stream": {
             "frames_read": source.frames_read,
             "frames_processed": counters.processed,
-            "frames_dropped": grabber.dropped + counters.abandoned,
+            "frames_dropped": grabber.dropped + abandoned,
             "frames_failed": counters.failed.total,
             "bad_reads": source.problems.total,
             "reconnects": source.reconnects,
