@@ -107,9 +107,11 @@ def _same_architecture(checkpoint_model: dict, manifest_architecture: dict | Non
     """The checkpoint's network has the layer widths and conv types the manifest describes."""
     if not manifest_architecture:
         return False
-    keys = ("widths", "separable_from", "decoder_separable_from")
-    return all(list(np.atleast_1d(checkpoint_model.get(k, []))) == list(np.atleast_1d(manifest_architecture.get(k, [])))
-               for k in keys)
+    def plain(value):  # a checkpoint holds tuples where the JSON manifest holds lists
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+    return all(plain(checkpoint_model.get(key)) == plain(manifest_architecture.get(key))
+               for key in ("widths", "separable_from", "decoder_separable_from"))
 
 
 def manifest_checkpoint(manifest: dict) -> Path | None:
