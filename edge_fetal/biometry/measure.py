@@ -131,7 +131,7 @@ def measure_femur(mask: np.ndarray, mm_per_px: float | None, limits: QualityLimi
     reason = _component_problem("femur", component, limits)
     if component.area_px < 5:
         return Measurement("femur", None, mm_per_px=spacing, withheld_reason=reason)
-    axis = femur_axis(component.mask, boundary_points(component.mask))
+    axis = femur_axis(component.mask, boundary_points(component))
     elongation = axis.length_px / max(axis.width_px, 1e-9)
     relative_residual = axis.centreline_residual_px / max(axis.width_px, 1e-9)
     if reason is None and elongation < limits.min_femur_elongation:
@@ -150,7 +150,7 @@ def _measure_ellipse(structure: str, mask: np.ndarray, mm_per_px: float | None, 
     spacing = check_spacing(mm_per_px)
     component = main_component(mask)
     reason = _component_problem(structure, component, limits)
-    points = boundary_points(component.mask)
+    points = boundary_points(component)
     if len(points) < 5:
         return Measurement(structure, None, mm_per_px=spacing, withheld_reason=reason)
     ellipse, inliers = robust_ellipse_fit(points)
