@@ -31,18 +31,18 @@ def test_boundary_is_every_edge_crossing_of_the_largest_region_holes_filled(seed
     if count < 2:
         pytest.skip("this seed drew an empty mask")
     largest = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    background = np.pad(~largest, 1).astype(np.uint8)
+    background = np.pad(largest, 1).astype(np.uint8)  # 0 around it: the flood reaches all outside background
     cv2.floodFill(background, None, (0, 0), 2)
     filled = (background != 2)[1:-1, 1:-1]
 
     component = main_component(mask)
     points = boundary_points(component)
 
-    if np.array_equal(component.mask, filled):  # a near tie in area may pick the other region
-        assert component.area_px == int(filled.sum())
-        assert {tuple(p) for p in points.tolist()} == crack_points_by_scan(filled)
-        assert len(points) == len(crack_points_by_scan(filled)), "an outline point was counted twice"
-        assert component.touches_border == bool(filled[0].any() or filled[-1].any() or filled[:, 0].any() or filled[:, -1].any())
+    assert np.array_equal(component.mask, filled)
+    assert component.area_px == int(filled.sum())
+    assert {tuple(p) for p in points.tolist()} == crack_points_by_scan(filled)
+    assert len(points) == len(crack_points_by_scan(filled)), "an outline point was counted twice"
+    assert component.touches_border == bool(filled[0].any() or filled[-1].any() or filled[:, 0].any() or filled[:, -1].any())
     assert 1 <= component.components <= count - 1  # regions inside a hole are not counted
 
 
