@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     stream.add_argument("--roi", metavar="x,y,w,h", default=None,
                         help="measure only this box of each frame, or 'auto' (DICOM region / image fan, found once)")
+    stream.add_argument("--inference-workers", type=int, metavar="N", default=None,
+                        help="frames in the model at once (default: 1 live or --realtime, one per core offline)")
     stream.set_defaults(handler=_run_stream)
 
     still = commands.add_parser("measure", help="one-shot biometry of still frames (PNG/JPEG or DICOM)")
@@ -139,32 +141,41 @@ def _run_stream(args: argparse.Namespace) -> int:
 
     from edge_fetal.calibration import spacing_from_value
     from edge_fetal.engines import default_model_path
+    from edge_fetal.runtime.onnxruntime_backend import physical_cores
     from edge_fetal.runtime.select import open_backend
     from edge_fetal.stream import SinkConfig, SourceConfig, StreamConfig, open_source, parse_roi, run_stream
+    from edge_fetal.stream.config import inference_plan
     from edge_fetal.stream.report import summary_lines
 
     if args.max_frames is not None and args.max_frames < 1:
         raise EdgeFetalError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
     if args.fps is not None and not args.fps > 0:
         raise EdgeFetalError(f"--fps must be > 0, got {args.fps}")
-    config = StreamConfig(
-        source=SourceConfig(roi=parse_roi(args.roi) if args.roi else None, fps=args.fps),
-        sinks=SinkConfig(display=args.display),
-        pixel_spacing=spacing_from_value(args.pixel_spacing) if args.pixel_spacing is not None else None,
-        realtime=args.realtime, max_frames=args.max_frames,
-    )
-    source = open_source(args.source, config.source)
+    if args.inference_workers is not None and not 1 <= args.inference_workers <= 8:
+        raise EdgeFetalError(f"--inference-workers must lie in 1..8, got {args.inference_workers}")
+    spacing = spacing_from_value(args.pixel_spacing) if args.pixel_spacing is not None else None
+    source_config = SourceConfig(roi=parse_roi(args.roi) if args.roi else None, fps=args.fps)
+    source = open_source(args.source, source_config)
     source.open()  # a wrong --source fails before the model loads
+    plan = inference_plan(live=source.live or args.realtime, cores=physical_cores(), workers=args.inference_workers)
+    config = StreamConfig(
+        source=source_config, sinks=SinkConfig(display=args.display), pixel_spacing=spacing,
+        realtime=args.realtime, max_frames=args.max_frames, inference_workers=plan.workers,
+    )
     stop = threading.Event()
     if args.seconds:
         timer = threading.Timer(args.seconds, stop.set)
         timer.daemon = True
         timer.start()
     try:
-        backend = open_backend(args.backend, args.model or default_model_path(), engine_path=args.engine)
+        backend = open_backend(args.backend, args.model or default_model_path(), engine_path=args.engine,
+                               threads=plan.threads)
     except BaseException:
         source.close()
         raise
+    if plan.workers > 1:
+        print(f"{plan.workers} frames in the model at once" if backend.parallel_calls
+              else f"{backend.name} takes one call at a time: 1 frame in the model at once")
     with backend:
         report = run_stream(source, backend, config, Path(args.out), progress=_status_printer(), stop=stop)
     print("\n".join(summary_lines(report)))

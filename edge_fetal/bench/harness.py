@@ -108,8 +108,9 @@ def _probe(frames, model_path: Path):
 
 def _with_gflop(row: dict, gflop: float | None, peak_gflops: float | None) -> dict:
     achieved = gflop * row["frames_per_s"] if gflop and row.get("frames_per_s") else None
-    return {**row, "gflop_per_frame": gflop, "gflops_achieved": round(achieved, 2) if achieved else None,
-            "peak_fraction": round(achieved / peak_gflops, 4) if achieved and peak_gflops else None}
+    # four significant digits, not decimals: a tiny model on a busy machine gets fractions like 0.0005
+    return {**row, "gflop_per_frame": gflop, "gflops_achieved": float(f"{achieved:.4g}") if achieved else None,
+            "peak_fraction": float(f"{achieved / peak_gflops:.4g}") if achieved and peak_gflops else None}
 
 
 def run_benchmark(options: BenchOptions = BenchOptions(), log: Callable[[str], None] = _stderr) -> dict:

@@ -28,6 +28,9 @@ class Backend(ABC):
     """One loaded model on one runtime. Use as a context manager, or call `close()`."""
 
     name: str = "backend"
+    # True when `infer` may be called from several threads at once, each call running on its
+    # caller's thread (ONNX Runtime on the CPU): offline runs then infer two frames side by side.
+    parallel_calls: bool = False
 
     @property
     @abstractmethod
@@ -40,7 +43,7 @@ class Backend(ABC):
 
         The returned arrays belong to the caller: the stream measures frame N while the next
         call runs on frame N+1. Calls may come from a thread other than the one that opened the
-        backend, one at a time.
+        backend, one at a time unless `parallel_calls`.
         """
 
     def close(self) -> None:

@@ -107,6 +107,7 @@ class OnnxRuntimeBackend(Backend):
             log(self.choice)
         self._input_size = _input_size(self._session)
         self._io_binding = self.providers[0] in GPU_PROVIDERS
+        self.parallel_calls = not self._io_binding  # a CPU session's Run is thread-safe
 
     @property
     def input_size(self) -> int:

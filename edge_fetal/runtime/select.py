@@ -131,17 +131,18 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def open_backend(name: str, model_path: str | Path, engine_path: str | Path | None = None,
-                 log: Callable[[str], None] = print) -> Backend:
+                 log: Callable[[str], None] = print, threads: int | None = None) -> Backend:
     """Open the backend `name` for the model at `model_path` (a checkpoint for `torch`).
 
     engine_path: the TensorRT engine (default: the model path with `.engine`).
+    threads: ONNX Runtime's intra-op threads (default: physical cores); the others ignore it.
     """
     model_path = Path(model_path)
     if name == "auto":
         plan = plan_auto(model_path, engine_path, log)
         for i, candidate in enumerate(plan):
             try:
-                backend = _open(candidate, log)
+                backend = _open(candidate, log, threads)
             except BackendError as error:
                 if i == len(plan) - 1:
                     raise
@@ -156,7 +157,7 @@ def open_backend(name: str, model_path: str | Path, engine_path: str | Path | No
             raise BackendError(refusal)
         return _open(Candidate("tensorrt", {"engine_path": engine_path, "onnx_path": model_path}), log)
     if name == "onnxruntime":
-        return _open(Candidate("onnxruntime", {"model_path": model_path, "providers": None}), log)
+        return _open(Candidate("onnxruntime", {"model_path": model_path, "providers": None}), log, threads)
     if name == "torch":
         device = "cuda" if _torch_cuda() else "cpu"
         log(f"backend torch on {device}" + (" (FP16)" if device == "cuda" else " (FP32; torch sees no CUDA GPU)"))
@@ -165,10 +166,10 @@ def open_backend(name: str, model_path: str | Path, engine_path: str | Path | No
     raise AssertionError("unreachable")
 
 
-def _open(candidate: Candidate, log: Callable[[str], None]) -> Backend:
+def _open(candidate: Candidate, log: Callable[[str], None], threads: int | None = None) -> Backend:
     kwargs = dict(candidate.kwargs)
     if candidate.backend == "onnxruntime":
-        kwargs["log"] = log
+        kwargs["log"], kwargs["threads"] = log, threads
     return backend_class(candidate.backend)(**kwargs)
 
 

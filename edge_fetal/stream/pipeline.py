@@ -2,7 +2,9 @@
 
 Four threads overlap so throughput follows the slowest stage, not the sum of them: the grabber
 reads the source into a one-slot mailbox (grabber.py); the inference thread preprocesses and runs
-the model (stages.py `infer`) and hands each result on through a one-item queue; this thread
+the model (stages.py `infer`) and hands each result on through a one-item queue (offline, with a
+backend that takes parallel calls, `inference_workers` such threads infer frames side by side and
+hand them on in order); this thread
 measures and fuses (stages.py `finish`), in frame order; the render thread draws and writes
 (sinks.py, fed by a bounded queue). So the model runs on frame N+1 while frame N is measured.
 Files run offline (every frame, nothing dropped) unless `realtime`; live sources always drop
@@ -61,7 +63,7 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
     reports = ReportWriter(Path(out_dir) / REPORT_NAME, config.sinks.report_interval_s)
     last: dict[str, Any] = {"state": None, "spacing": config.pixel_spacing, "status_at": -math.inf}
 
-    inference = InferenceThread(grabber, process, stop)
+    inference = InferenceThread(grabber, process, stop, config.inference_workers if backend.parallel_calls else 1)
 
     def report(final: bool) -> StreamReport:
         spacing = last["spacing"]
@@ -145,21 +147,29 @@ END_OF_FRAMES = object()  # the inference thread has no more frames to hand on
 
 class InferenceThread:
     """Takes frames from the grabber, runs `process.infer` on each, and hands the results on in
-    order through a one-item queue (back-pressure: it waits while the consumer is behind).
+    frame order through a one-item queue (back-pressure: it waits while the consumer is behind).
 
+    With `workers` > 1 (offline runs, a backend that takes parallel calls) that many threads take
+    frames in turn and infer side by side; each hands its result on only after the frame before.
     `take()` gives an `Inferred`, a `FailedFrame`, `END_OF_FRAMES`, or None on timeout. `stop()`
-    ends the thread; frames it took but never handed on are counted in `abandoned`.
+    ends the threads; frames taken but never handed on are counted in `abandoned`.
     """
 
-    def __init__(self, grabber: Grabber, process: FrameProcessor, stop: threading.Event) -> None:
+    def __init__(self, grabber: Grabber, process: FrameProcessor, stop: threading.Event, workers: int = 1) -> None:
         self.grabber, self.process, self.stop_requested = grabber, process, stop
         self.abandoned = 0
         self._handoff: queue.Queue = queue.Queue(maxsize=1)
         self._halt = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="edge-fetal-inference", daemon=True)
+        self._taking = threading.Lock()  # one worker at a time takes a frame and its turn number
+        self._turns = threading.Condition()  # guards the counters below
+        self._next_turn = self._turn_to_hand = 0
+        self._running = workers
+        self._threads = [threading.Thread(target=self._run, name=f"edge-fetal-inference-{i}", daemon=True)
+                         for i in range(workers)]
 
     def __enter__(self) -> "InferenceThread":
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *_exc) -> None:
@@ -171,7 +181,10 @@ class InferenceThread:
     def _run(self) -> None:
         waiting_since = time.monotonic()
         while not self._halted():
-            frame = self.grabber.take(timeout=0.1)
+            with self._taking:
+                frame = self.grabber.take(timeout=0.1)
+                turn = self._next_turn
+                self._next_turn += frame is not None
             if frame is None:
                 if self.grabber.finished:
                     break
@@ -180,11 +193,25 @@ class InferenceThread:
                 item: Inferred | FailedFrame = self.process.infer(frame, (time.monotonic() - waiting_since) * 1e3)
             except Exception as error:  # counted by the consumer, like a failure in any stage
                 item = FailedFrame(error)
-            if not self._hand_on(item):
-                self.abandoned += 1
+            if not self._hand_on_in_turn(turn, item):
                 break
             waiting_since = time.monotonic()
-        self._hand_on(END_OF_FRAMES)
+        with self._turns:
+            self._running -= 1
+            last = self._running == 0
+        if last:  # every turn given out has been handed on (or abandoned)
+            self._hand_on(END_OF_FRAMES)
+
+    def _hand_on_in_turn(self, turn: int, item) -> bool:
+        with self._turns:
+            while self._turn_to_hand != turn and not self._halt.is_set():
+                self._turns.wait(0.1)
+        handed = not self._halt.is_set() and self._hand_on(item)
+        with self._turns:
+            self._turn_to_hand += 1
+            self.abandoned += not handed
+            self._turns.notify_all()
+        return handed
 
     def _hand_on(self, item) -> bool:
         while not self._halt.is_set():
@@ -199,13 +226,15 @@ class InferenceThread:
         try:
             return self._handoff.get(timeout=timeout)
         except queue.Empty:
-            return None if self._thread.is_alive() or not self._handoff.empty() else END_OF_FRAMES
+            alive = any(thread.is_alive() for thread in self._threads)
+            return None if alive or not self._handoff.empty() else END_OF_FRAMES
 
     def stop(self) -> None:
-        """End the thread and count what it inferred but never handed over (idempotent)."""
+        """End the threads and count what they inferred but never handed over (idempotent)."""
         self._halt.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
+        for thread in self._threads:
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join()
         while True:
             try:
                 item = self._handoff.get_nowait()

@@ -33,7 +33,8 @@ class FrameProcessor:
     """One frame in, one `FrameRecord` out (exceptions propagate: the pipeline counts and skips).
 
     `infer` and `finish` may run on different threads, `infer` for frame N+1 beside `finish` for
-    frame N; each half is only ever called from one thread. `spacing`, when given, overrides the
+    frame N. `finish` is only ever called from one thread, in frame order; `infer` from one, or
+    from several at once when the backend takes parallel calls. `spacing`, when given, overrides the
     frame's own (e.g. `--pixel-spacing`). Fusion times are the frame's time in the source when
     known, else seconds since `start_time` (monotonic).
     """
@@ -44,13 +45,14 @@ class FrameProcessor:
 
     def infer(self, frame: Frame, grab_wait_ms: float) -> Inferred:
         t0 = time.monotonic()
-        if self._mapping is None or self._mapping.src_hw != frame.image.shape:
-            self._mapping = letterbox(frame.image.shape, self.backend.input_size)
-        batch = preprocess(frame.image, self._mapping)
+        mapping = self._mapping  # one read: offline, several inference workers share the cache
+        if mapping is None or mapping.src_hw != frame.image.shape:
+            mapping = self._mapping = letterbox(frame.image.shape, self.backend.input_size)
+        batch = preprocess(frame.image, mapping)
         t1 = time.monotonic()
         outputs = self.backend.infer(batch)
         t2 = time.monotonic()
-        return Inferred(frame, outputs, self._mapping,
+        return Inferred(frame, outputs, mapping,
                         {"grab_wait": grab_wait_ms, "preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3})
 
     def finish(self, inferred: Inferred, fps: float) -> FrameRecord:

@@ -225,3 +225,67 @@ def test_simulated_sweep_fused_hc_matches_the_truth(tmp_path):
     true_hc = float(np.median([t.hc_mm for t in truths[2:]]))
     assert report["biometry"]["hc"]["value"] == pytest.approx(true_hc, rel=0.02)
     assert not (tmp_path / "annotated.mp4").exists()
+
+
+class FrameNumberBackend(Backend):
+    """Reads which frame it was given from the pixels (frame i is filled with grey 10 + i), takes a
+    random time, and answers that frame's scripted plane: calls may overlap and finish out of order."""
+
+    name = "frame-number"
+    parallel_calls = True
+
+    def __init__(self, script, fakes):
+        self.script, self.inner = script, fakes.ScriptedBackend(script)
+        self.active = self.most_active = 0
+        self.lock = threading.Lock()
+
+    @property
+    def input_size(self) -> int:
+        return self.inner.input_size
+
+    def infer(self, batch):
+        frame = int(round(float(batch[0, 0, batch.shape[2] // 2, batch.shape[3] // 2]) * 255)) - 10
+        with self.lock:
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        time.sleep(0.002 + 0.008 * ((frame * 7) % 5) / 4)  # uneven: a later frame can finish first
+        with self.lock:
+            self.active -= 1
+        plane = self.script(frame)
+        logits = np.zeros((1, 4), np.float32)
+        logits[0, PLANES.index(plane)] = self.inner.margin
+        return ModelOutputs(self.inner._labels[plane][None], logits)
+
+
+def test_offline_workers_infer_side_by_side_and_results_stay_in_frame_order(tmp_path, fakes):
+    images = [np.full(fakes.SOURCE_HW, 10 + i, np.uint8) for i in range(40)]
+    script = fakes.head_then_abdomen(20)
+    backend = FrameNumberBackend(script, fakes)
+    report = run_stream(source_of(images), backend, config(inference_workers=2), tmp_path)
+
+    assert backend.most_active == 2, "the two workers never ran the model at the same time"
+    stream = report["stream"]
+    assert stream["frames_read"] == stream["frames_processed"] == 40 and stream["frames_dropped"] == 0
+    lines = events(tmp_path)
+    assert [e["frame"] for e in lines] == list(range(40))
+    assert [e["plane"] for e in lines] == [script(i) for i in range(40)]
+    assert report["biometry"]["hc"]["locked"] and report["biometry"]["ac"]["value"] is not None
+
+
+def test_a_backend_without_parallel_calls_gets_one_call_at_a_time(tmp_path, fakes):
+    images = [np.full(fakes.SOURCE_HW, 10 + i, np.uint8) for i in range(12)]
+    backend = FrameNumberBackend(lambda i: "head", fakes)
+    backend.parallel_calls = False
+    report = run_stream(source_of(images), backend, config(inference_workers=2), tmp_path)
+    assert backend.most_active == 1 and report["stream"]["frames_processed"] == 12
+
+
+def test_stopping_a_multi_worker_run_counts_every_frame_once(tmp_path, fakes):
+    images = [np.full(fakes.SOURCE_HW, 10 + (i % 200), np.uint8) for i in range(400)]
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    report = run_stream(source_of(images), FrameNumberBackend(lambda i: "head", fakes), config(inference_workers=2),
+                        tmp_path, stop=stop)
+    stream = report["stream"]
+    assert report["stopped_by"] == "stop requested" and stream["frames_processed"] < 400
+    assert stream["frames_read"] == stream["frames_processed"] + stream["frames_dropped"] + stream["frames_failed"]
