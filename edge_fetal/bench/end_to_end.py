@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -41,9 +42,10 @@ def scan(frames: list[BenchFrame], hold: int) -> tuple[list[np.ndarray], list[fl
 
 
 def run_pipeline(images: list[np.ndarray], spacings: list[float | None], backend, out_dir: Path,
-                 live_fps: float | None = None) -> dict:
-    """One `run_stream` over the frames in memory, offline (every frame, as fast as it goes) or, with
-    `live_fps`, paced like a live source; per-frame latencies read back from events.jsonl."""
+                 live_fps: float | None = None, workers: int = 1) -> dict:
+    """One `run_stream` over the frames in memory, offline (every frame, as fast as it goes, with
+    `workers` frames in the model at once) or, with `live_fps`, paced like a live source; per-frame
+    latencies read back from events.jsonl."""
     from edge_fetal.calibration import PixelSpacing
     from edge_fetal.stream import StreamConfig, run_stream
     from edge_fetal.stream.readers import ArrayReader
@@ -53,7 +55,8 @@ def run_pipeline(images: list[np.ndarray], spacings: list[float | None], backend
     reader = ArrayReader(images, fps=live_fps or 25.0, description="benchmark frames in memory",
                          spacings=[PixelSpacing(s, "benchmark frame") if s else None for s in spacings])
     started = time.perf_counter()
-    report = run_stream(FrameSource(reader), backend, StreamConfig(realtime=live_fps is not None), out_dir)
+    config = StreamConfig(realtime=live_fps is not None, inference_workers=workers)
+    report = run_stream(FrameSource(reader), backend, config, out_dir)
     wall = time.perf_counter() - started
     events = [json.loads(line) for line in (out_dir / EVENTS_NAME).read_text().splitlines() if line.strip()]
     return {"wall_s": wall, "frames": report["stream"]["frames_processed"], "report": report,
@@ -63,10 +66,22 @@ def run_pipeline(images: list[np.ndarray], spacings: list[float | None], backend
             "stages": {s: [e["latency_ms"][s] for e in events] for s in ENGINE_STAGES}}
 
 
+@dataclass
+class OfflineEngine:
+    """What the offline pipeline runs on, as `edge-fetal stream` sets it up for a file
+    (`stream.config.inference_plan`): a backend and how many frames it infers at once."""
+
+    backend: object
+    workers: int
+    threads_each: int
+
+
 def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, network, input_size: int,
                        out_dir: Path, rounds: int, hold: int, step: Callable[[str], None] = lambda _: None,
-                       profile_path: Path | None = None) -> dict:
-    """`rounds` x (pipeline run, naive run), alternating which goes first; the `end_to_end` JSON section."""
+                       profile_path: Path | None = None, offline: OfflineEngine | None = None) -> dict:
+    """`rounds` x (pipeline run, naive run, live run), alternating the order; the `end_to_end` JSON
+    section. The live run uses `backend`; the offline run `offline` (default: `backend`, one worker)."""
+    offline = offline or OfflineEngine(backend, 1, 0)
     images, spacings = scan(frames, hold)
     pipeline: dict[str, list] = {"capture_to_result": [], "processing": []}
     naive = NaiveRun()
@@ -80,7 +95,7 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
             run_dir = out_dir / f"{which}_{r}"
             run_dir.mkdir(parents=True, exist_ok=True)
             if which == "pipeline":
-                result = run_pipeline(images, spacings, backend, run_dir)
+                result = run_pipeline(images, spacings, offline.backend, run_dir, workers=offline.workers)
                 pipeline["capture_to_result"] += result["capture_to_result"]
                 pipeline["processing"] += result["processing"]
                 pipe_wall += result["wall_s"]
@@ -107,7 +122,8 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
                      "capture_to_result": latency_stats(pipeline["capture_to_result"]),
                      "processing": latency_stats(pipeline["processing"]),
                      "stages": {stage: latency_stats(values) for stage, values in stages.items()},
-                     "render_p50_ms": round(float(np.median(sink_p50)), 3) if sink_p50 else None},
+                     "render_p50_ms": round(float(np.median(sink_p50)), 3) if sink_p50 else None,
+                     "inference_workers": offline.workers, "threads_each": offline.threads_each or None},
         "live": {"source_fps": LIVE_FPS, "frames_processed": int(sum(live["frames"])),
                  "frames_dropped": int(sum(live["dropped"])),
                  "capture_to_result": latency_stats(live["capture_to_result"]),
@@ -125,7 +141,7 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
                             "p99_capture_to_result": _ratio(naive_p99, pipe["capture_to_result"]["p99_ms"]),
                             "p99_processing": _ratio(naive_p99, pipe["processing"]["p99_ms"])}
     if profile_path is not None:
-        section["profile"] = profile_pipeline(images, spacings, backend, out_dir / "profiled", profile_path)
+        section["profile"] = profile_pipeline(images, spacings, offline, out_dir / "profiled", profile_path)
     return section
 
 
@@ -148,7 +164,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
-def profile_pipeline(images, spacings, backend, out_dir: Path, profile_path: Path, top: int = 25) -> str:
+def profile_pipeline(images, spacings, offline: OfflineEngine, out_dir: Path, profile_path: Path, top: int = 25) -> str:
     """cProfile over one pipeline run (the calling thread, which measures and fuses; the inference,
     grabber and render threads are not profiled, so the model shows as time waiting for results);
     the top-`top` functions by cumulative time are written to `profile_path`."""
@@ -159,11 +175,12 @@ def profile_pipeline(images, spacings, backend, out_dir: Path, profile_path: Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     profiler = cProfile.Profile()
     profiler.enable()
-    run_pipeline(images, spacings, backend, out_dir)
+    run_pipeline(images, spacings, offline.backend, out_dir, workers=offline.workers)
     profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(top)
-    header = (f"cProfile of one run_stream over {len(images)} frames, backend {getattr(backend, 'name', backend)};"
+    header = (f"cProfile of one run_stream over {len(images)} frames, backend {getattr(offline.backend, 'name', '?')}, "
+              f"{offline.workers} inference worker(s);"
               f" measure/fuse thread only (the model runs on the inference thread: waiting for it shows in take);"
               f" top {top} by cumulative time\n")
     profile_path.write_text(header + text.getvalue())

@@ -44,14 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     from edge_fetal.bench.end_to_end import run_pipeline, scan
     from edge_fetal.bench.frames import bench_frames
     from edge_fetal.bench.variants import peak_rss_mib
-    from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend, physical_cores
+    from edge_fetal.stream.config import inference_plan
 
     images, spacings = scan(bench_frames(args.real, args.sim_per_plane), args.hold)
+    plan = inference_plan(live=False, cores=args.threads or physical_cores())  # as `edge-fetal stream` on a file
     with tempfile.TemporaryDirectory(prefix="edge-fetal-rss-") as out_dir, \
-            OnnxRuntimeBackend(args.model, ["CPUExecutionProvider"], threads=args.threads) as backend:
-        result = run_pipeline(images, spacings, backend, Path(out_dir))
+            OnnxRuntimeBackend(args.model, ["CPUExecutionProvider"], threads=plan.threads) as backend:
+        result = run_pipeline(images, spacings, backend, Path(out_dir), workers=plan.workers)
     print(json.dumps({"peak_rss_mib": peak_rss_mib(), "model": str(args.model), "backend": "onnxruntime CPU",
-                      "frames": result["frames"], "torch_imported": "torch" in sys.modules}))
+                      "frames": result["frames"],
+                      "inference_workers": plan.workers, "threads_each": plan.threads, "torch_imported": "torch" in sys.modules}))
     return 0
 
 

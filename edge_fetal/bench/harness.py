@@ -12,6 +12,7 @@ import json
 import shutil
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -106,6 +107,22 @@ def _probe(frames, model_path: Path):
     return np.concatenate(model_inputs(frames[:1] + frames[-1:], onnx_input_size(Path(model_path))))
 
 
+@contextmanager
+def _offline_engine(best: Variant, cores: int):
+    """The offline pipeline's engine as `edge-fetal stream` sets it up for a file: for an ONNX
+    Runtime CPU variant, its own session with the plan's threads; otherwise the variant's backend."""
+    from edge_fetal.bench.end_to_end import OfflineEngine
+    from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from edge_fetal.stream.config import inference_plan
+
+    plan = inference_plan(live=False, cores=cores)
+    if plan.workers == 1 or best.model_path is None or not getattr(best.backend, "parallel_calls", False):
+        yield OfflineEngine(best.backend, 1, cores)
+        return
+    with OnnxRuntimeBackend(best.model_path, ["CPUExecutionProvider"], threads=plan.threads) as backend:
+        yield OfflineEngine(backend, plan.workers, plan.threads)
+
+
 def _with_gflop(row: dict, gflop: float | None, peak_gflops: float | None) -> dict:
     achieved = gflop * row["frames_per_s"] if gflop and row.get("frames_per_s") else None
     # four significant digits, not decimals: a tiny model on a busy machine gets fractions like 0.0005
@@ -169,8 +186,10 @@ def _run(opts: BenchOptions, log: Callable[[str], None]) -> dict:
             best = min(variants, key=lambda v: rows[v.name]["p50_ms"])
             log(f"bench: end to end with {best.name} (fastest p50) vs the naive baseline")
             profile_path = opts.out_dir / f"{stem}_profile.txt" if opts.profile else None
-            end_to_end = compare_end_to_end(frames, best.backend, best.name, model.network, model.input_size,
-                                            scratch / "e2e", opts.e2e_rounds, opts.hold, bar.step, profile_path)
+            with _offline_engine(best, opts.threads) as offline:
+                end_to_end = compare_end_to_end(frames, best.backend, best.name, model.network, model.input_size,
+                                                scratch / "e2e", opts.e2e_rounds, opts.hold, bar.step, profile_path,
+                                                offline)
             bar.close()
             engine = None
             on_cpu = [v for v in variants if v.model_path is not None]

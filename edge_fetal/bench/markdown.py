@@ -30,7 +30,10 @@ def end_to_end_table(section: dict) -> list[str]:
     lines = [f"Backend in the pipeline: **{section['backend']}**; {section['rounds']} round(s) of "
              f"{section['frames_per_run']} frames each (every frame held {section['hold']}x), pipeline and naive in turns.", ""]
     rows = []
-    for name, label in (("pipeline", "pipeline (`run_stream`, offline)"), ("naive", "naive baseline")):
+    workers = section["pipeline"].get("inference_workers") or 1
+    offline_label = "pipeline (`run_stream`, offline" + (f", {workers} frames in the model at once, "
+                                                         f"{section['pipeline'].get('threads_each')} thread each)" if workers > 1 else ")")
+    for name, label in (("pipeline", offline_label), ("naive", "naive baseline")):
         part = section.get(name)
         if not part:
             continue
