@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_fetal.biometry import MEASURE_BY_STRUCTURE
+from edge_fetal.biometry import MEASURE_BY_STRUCTURE, Ellipse, rasterise_ellipse
 from edge_fetal.data.hc18 import load_image
 from edge_fetal.evaluation.metrics import ErrorSummary, confusion_matrix, dice, summarise_errors
 from edge_fetal.evaluation.samples import MEASURES, EvalSample
@@ -27,7 +27,8 @@ class ModelEvaluation:
     rows: list[dict]
     plane_accuracy: float
     confusion: np.ndarray  # [truth, predicted] over PLANES
-    dice_by_class: dict[str, float | None]
+    dice_by_class: dict[str, float | None]  # the model's mask, mapped to source pixels
+    outline_dice_by_class: dict[str, float | None]  # the fitted ellipse, the outline drawn and measured
     errors_shown: dict[str, ErrorSummary]
     errors_every_frame: dict[str, ErrorSummary]
 
@@ -37,17 +38,19 @@ def evaluate_rows(samples: Iterable[EvalSample], backend: Backend) -> Iterator[d
     for sample in samples:
         analysis = analyse_frame(load_image(sample.image_path), backend, sample.mm_per_px)
         row = {"image": sample.name, "plane_true": sample.plane, "plane_pred": analysis.plane,
-               "plane_prob": analysis.plane_probabilities[analysis.plane], "dice": None}
-        if sample.load_mask is not None and sample.plane in STRUCTURE_LABEL:
-            label = STRUCTURE_LABEL[sample.plane]
-            predicted = structure_mask_in_source(analysis.labels_model, label, analysis.mapping)
-            row["dice"] = dice(predicted, sample.load_mask() == label)
+               "plane_prob": analysis.plane_probabilities[analysis.plane], "dice": None, "dice_outline": None}
         # The truth plane's structure is measured even when the plane was missed, for the
         # every-frame error; it is only *shown* when the plane was right and quality passed.
         measurement = analysis.measurement
         if sample.plane in STRUCTURE_LABEL and analysis.plane != sample.plane:
             mask = structure_mask_in_source(analysis.labels_model, STRUCTURE_LABEL[sample.plane], analysis.mapping)
             measurement = MEASURE_BY_STRUCTURE[sample.plane](mask, sample.mm_per_px)
+        if sample.load_mask is not None and sample.plane in STRUCTURE_LABEL:
+            truth_mask = sample.load_mask() == STRUCTURE_LABEL[sample.plane]
+            predicted = structure_mask_in_source(analysis.labels_model, STRUCTURE_LABEL[sample.plane], analysis.mapping)
+            row["dice"] = dice(predicted, truth_mask)
+            if measurement is not None and isinstance(measurement.geometry, Ellipse):
+                row["dice_outline"] = dice(rasterise_ellipse(truth_mask.shape, measurement.geometry), truth_mask)
         shown = measurement is not None and measurement.shown and analysis.plane == sample.plane
         row["shown"] = shown
         row["withheld_reason"] = None if shown or measurement is None else (
@@ -66,10 +69,14 @@ def summarise(rows: list[dict]) -> ModelEvaluation:
     truth = [PLANES.index(row["plane_true"]) for row in rows]
     predicted = [PLANES.index(row["plane_pred"]) for row in rows]
     accuracy = float(np.mean(np.array(truth) == np.array(predicted))) if rows else 0.0
-    dice_by_class = {}
+    dice_by_class, outline_dice_by_class = {}, {}
     for plane in STRUCTURE_LABEL:
         values = [row["dice"] for row in rows if row["plane_true"] == plane and row["dice"] is not None]
         dice_by_class[plane] = float(np.mean(values)) if values else None
+        # over the same frames as the mask's Dice: a frame with no outline to fit counts as its mask
+        outlines = [row["dice_outline"] if row["dice_outline"] is not None else row["dice"]
+                    for row in rows if row["plane_true"] == plane and row["dice"] is not None]
+        outline_dice_by_class[plane] = float(np.mean(outlines)) if outlines and plane != "femur" else None
     shown, every = {}, {}
     for name in MEASURES:
         key = f"{name}_error_mm"
@@ -78,4 +85,5 @@ def summarise(rows: list[dict]) -> ModelEvaluation:
             continue
         every[name] = summarise_errors(errors)
         shown[name] = summarise_errors([row[key] for row in rows if row.get(key) is not None and row["shown"]])
-    return ModelEvaluation(rows, accuracy, confusion_matrix(truth, predicted, len(PLANES)), dice_by_class, shown, every)
+    return ModelEvaluation(rows, accuracy, confusion_matrix(truth, predicted, len(PLANES)), dice_by_class,
+                           outline_dice_by_class, shown, every)

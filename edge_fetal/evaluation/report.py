@@ -58,7 +58,9 @@ def format_model_evaluation(evaluation, data_label: str) -> str:
             lines.append(f"  {plane:>7} " + " ".join(f"{c:>7d}" for c in counts))
     for plane, value in evaluation.dice_by_class.items():
         if value is not None:
-            lines.append(f"Dice {plane}: {value:.4f}")
+            outline = evaluation.outline_dice_by_class.get(plane)
+            lines.append(f"Dice {plane}: {value:.4f} (the model's mask)" + (
+                f"; {outline:.4f} (the fitted ellipse drawn and measured)" if outline is not None else ""))
     for name, summary in evaluation.errors_shown.items():
         every = evaluation.errors_every_frame[name]
         lines.append(format_summary(name.upper(), summary) + "   (shown)")
@@ -76,6 +78,7 @@ def model_evaluation_json(evaluation, data_label: str, extra: dict) -> dict:
         "plane_accuracy": evaluation.plane_accuracy,
         "confusion": {"classes": list(PLANES), "rows_truth_columns_predicted": evaluation.confusion.tolist()},
         "dice": evaluation.dice_by_class,
+        "dice_fitted_ellipse": evaluation.outline_dice_by_class,
         "errors_shown": {name: s.as_dict() for name, s in evaluation.errors_shown.items()},
         "errors_every_frame": {name: s.as_dict() for name, s in evaluation.errors_every_frame.items()},
         "per_image": evaluation.rows,
