@@ -10,7 +10,7 @@ import pytest
 from edge_fetal.biometry import NO_SPACING_REASON, Measurement, ShapeQuality
 from edge_fetal.biometry import clinical
 from edge_fetal.stream.config import FusionConfig
-from edge_fetal.stream.fusion import Fusion
+from edge_fetal.stream.fusion import Fusion, quantile
 
 MM_PER_PX = 0.1
 CONFIG = FusionConfig(enter_frames=3, leave_frames=4, min_frames=3, lock_frames=8, lock_relative_spread=0.02)
@@ -181,3 +181,13 @@ def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="min_frames <= lock_frames"):
         FusionConfig(min_frames=10, lock_frames=5)
     assert math.isfinite(FusionConfig().lock_relative_spread)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 8, 301])
+def test_fusion_quantiles_are_numpys(count):
+    """Fusion's own quantile (written out for speed) gives numpy's median and quartiles exactly."""
+    values = np.random.default_rng(count).normal(270.0, 3.0, size=count)
+    ordered = np.sort(values)
+    assert quantile(ordered, 0.5) == pytest.approx(np.median(values), abs=1e-12)
+    assert quantile(ordered, 0.25) == pytest.approx(np.percentile(values, 25), abs=1e-12)
+    assert quantile(ordered, 0.75) == pytest.approx(np.percentile(values, 75), abs=1e-12)
