@@ -289,3 +289,13 @@ def test_stopping_a_multi_worker_run_counts_every_frame_once(tmp_path, fakes):
     stream = report["stream"]
     assert report["stopped_by"] == "stop requested" and stream["frames_processed"] < 400
     assert stream["frames_read"] == stream["frames_processed"] + stream["frames_dropped"] + stream["frames_failed"]
+
+
+def test_inference_plan_live_for_latency_offline_for_throughput():
+    from edge_fetal.stream.config import inference_plan
+
+    live, offline = inference_plan(live=True, cores=4), inference_plan(live=False, cores=4)
+    assert (live.workers, live.threads) == (1, 4)
+    assert (offline.workers, offline.threads) == (4, 1)
+    chosen = inference_plan(live=False, cores=4, workers=2)
+    assert (chosen.workers, chosen.threads) == (2, 2)
