@@ -43,3 +43,4 @@ def test_eval_validation_split_of_a_biometry_csv_is_refused(tmp_path, capsys):
     code = main(["eval", "--format", "biometry", "--csv", str(tmp_path / "biometry.csv"), "--images", str(tmp_path),
                  "--split", "validation"])
     assert code == 2 and "--format hc18" in capsys.readouterr().err
+
