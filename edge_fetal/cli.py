@@ -144,15 +144,15 @@ def _run_stream(args: argparse.Namespace) -> int:
     from edge_fetal.runtime.onnxruntime_backend import physical_cores
     from edge_fetal.runtime.select import open_backend
     from edge_fetal.stream import SinkConfig, SourceConfig, StreamConfig, open_source, parse_roi, run_stream
-    from edge_fetal.stream.config import inference_plan
+    from edge_fetal.stream.config import MAX_INFERENCE_WORKERS, inference_plan
     from edge_fetal.stream.report import summary_lines
 
     if args.max_frames is not None and args.max_frames < 1:
         raise EdgeFetalError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
     if args.fps is not None and not args.fps > 0:
         raise EdgeFetalError(f"--fps must be > 0, got {args.fps}")
-    if args.inference_workers is not None and not 1 <= args.inference_workers <= 8:
-        raise EdgeFetalError(f"--inference-workers must lie in 1..8, got {args.inference_workers}")
+    if args.inference_workers is not None and not 1 <= args.inference_workers <= MAX_INFERENCE_WORKERS:
+        raise EdgeFetalError(f"--inference-workers must lie in 1..{MAX_INFERENCE_WORKERS}, got {args.inference_workers}")
     spacing = spacing_from_value(args.pixel_spacing) if args.pixel_spacing is not None else None
     source_config = SourceConfig(roi=parse_roi(args.roi) if args.roi else None, fps=args.fps)
     source = open_source(args.source, source_config)

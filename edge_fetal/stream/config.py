@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from edge_fetal.calibration import PixelSpacing
 from edge_fetal.stream.roi import Roi
 
+MAX_INFERENCE_WORKERS = 8  # frames in the model at once; past this, memory grows and nothing is gained
+
 
 @dataclass(frozen=True)
 class SourceConfig:
@@ -116,8 +118,9 @@ class StreamConfig:
     inference_workers: int = 1
 
     def __post_init__(self) -> None:
-        if not 1 <= self.inference_workers <= 8:
-            raise ValueError(f"StreamConfig.inference_workers must lie in 1..8, got {self.inference_workers}")
+        if not 1 <= self.inference_workers <= MAX_INFERENCE_WORKERS:
+            raise ValueError(f"StreamConfig.inference_workers must lie in 1..{MAX_INFERENCE_WORKERS}, "
+                             f"got {self.inference_workers}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"StreamConfig.max_frames must be >= 1, got {self.max_frames}")
         if self.max_consecutive_failures < 1:
@@ -136,5 +139,5 @@ def inference_plan(live: bool, cores: int, workers: int | None = None) -> Infere
     """Live (or `--realtime`): one frame at a time on every core, the lowest latency. Offline
     files: one single-threaded model call per core, the most frames/s (on 2 cores, 2 x 1 thread ran
     81 frames/s against 58 for 1 x 2 in the benchmark's model-only rows). `workers` overrides."""
-    workers = workers or (1 if live else cores)
+    workers = workers or (1 if live else min(cores, MAX_INFERENCE_WORKERS))
     return InferencePlan(workers, max(1, cores // workers))

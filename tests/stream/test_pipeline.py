@@ -299,3 +299,6 @@ def test_inference_plan_live_for_latency_offline_for_throughput():
     assert (offline.workers, offline.threads) == (4, 1)
     chosen = inference_plan(live=False, cores=4, workers=2)
     assert (chosen.workers, chosen.threads) == (2, 2)
+    big = inference_plan(live=False, cores=32)
+    StreamConfig(inference_workers=big.workers)  # a big server still gets a valid configuration
+    assert (big.workers, big.threads) == (8, 4)
