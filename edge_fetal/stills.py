@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_fetal.biometry import NO_SPACING_REASON
 from edge_fetal.calibration import PixelSpacing
 from edge_fetal.errors import EdgeFetalError
 from edge_fetal.runtime.analyse import analyse_frame
 from edge_fetal.runtime.backend import Backend
+from edge_fetal.stream.fusion import usable_values
 from edge_fetal.stream.readers import DicomCineReader, is_dicom
 from edge_fetal.stream.sources import to_grey_u8
 
@@ -76,17 +76,14 @@ def measure_still(path: Path, backend: Backend, spacing: PixelSpacing | None) ->
     analysis = analyse_frame(grey, backend, spacing.mm_per_px if spacing else None)
     result.plane, result.probability = analysis.plane, analysis.plane_probabilities[analysis.plane]
     result.calibration = spacing.source if spacing else None
-    measurement = analysis.measurement
+    result.values, result.unit, reason = usable_values(analysis.measurement)  # the stream's rule: mm, px, or why not
     notes = [note] if note else []
-    if measurement is None:
+    if analysis.measurement is None:
         notes.append("no biometry in this plane")
-    elif measurement.withheld_reason == NO_SPACING_REASON and measurement.values_px:
-        result.unit, result.values = "px", dict(measurement.values_px)
+    elif result.unit == "px":
         notes.append("no pixel spacing: lengths in px (give --pixel-spacing or --spacing-csv)")
-    elif not measurement.shown:
-        notes.append(f"withheld: {measurement.withheld_reason}")
-    else:
-        result.unit, result.values = "mm", measurement.values_mm
+    elif reason is not None:
+        notes.append(f"withheld: {reason}")
     result.note = "; ".join(notes) or None
     return result
 
