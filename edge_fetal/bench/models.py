@@ -128,7 +128,6 @@ def manifest_checkpoint(manifest: dict) -> Path | None:
 
 def label_agreement(network, onnx_path: Path, batch) -> float:
     """Fraction of seg labels on which the torch network and the ONNX file agree for `batch`."""
-    import numpy as np
     import torch
 
     from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
