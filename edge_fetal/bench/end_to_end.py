@@ -149,7 +149,8 @@ def work_shares(stages: dict[str, list[float]], render_p50_ms: list[float]) -> d
     """How the engine's per-frame work splits between the model and the rest (grab excluded: the
     benchmark frames are in memory). `critical_path`: of preprocess + infer + measure + fuse, the
     part outside the model; `all_work`: the same with the render thread's drawing and mp4 encoding
-    added, which runs beside the next frame's inference on the same cores."""
+    added, which runs beside the next frame's inference on the same cores. With one single-threaded
+    model call per worker (offline), every stage runs on one core, so these are shares of CPU time."""
     mean = {stage: float(np.mean(values)) if values else 0.0 for stage, values in stages.items()}
     engine = sum(mean.values())
     render = float(np.median(render_p50_ms)) if render_p50_ms else 0.0

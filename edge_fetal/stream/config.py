@@ -114,7 +114,7 @@ class StreamConfig:
     max_frames: int | None = None
     max_consecutive_failures: int = 50  # frames failing in a stage, in a row, before the run stops
     # Frames in the model at once. 1 gives the lowest latency (live); offline, with a backend that
-    # takes parallel calls, one single-threaded call per core gives more frames/s (offline_plan).
+    # takes parallel calls, one single-threaded call per core gives more frames/s (inference_plan).
     inference_workers: int = 1
 
     def __post_init__(self) -> None:

@@ -1,12 +1,12 @@
 """The stream, wired: grab → preprocess → infer → measure → fuse → sinks.
 
-Four threads overlap so throughput follows the slowest stage, not the sum of them: the grabber
-reads the source into a one-slot mailbox (grabber.py); the inference thread preprocesses and runs
-the model (stages.py `infer`) and hands each result on through a one-item queue (offline, with a
+Threads overlap so throughput follows the slowest stage, not the sum of them: the grabber reads
+the source into a one-slot mailbox (grabber.py); the inference thread preprocesses and runs the
+model (stages.py `infer`) and hands each result on through a one-item queue (offline, with a
 backend that takes parallel calls, `inference_workers` such threads infer frames side by side and
-hand them on in order); this thread
-measures and fuses (stages.py `finish`), in frame order; the render thread draws and writes
-(sinks.py, fed by a bounded queue). So the model runs on frame N+1 while frame N is measured.
+hand them on in order); this thread measures and fuses (stages.py `finish`), in frame order; the
+render thread draws and writes (sinks.py, fed by a bounded queue). So the model runs on frame N+1
+while frame N is measured.
 Files run offline (every frame, nothing dropped) unless `realtime`; live sources always drop
 stale frames. A frame failing in any stage is counted and skipped; `max_consecutive_failures` in a
 row stop the run. Frames already inferred when the run stops are counted as dropped. Ctrl-C stops
