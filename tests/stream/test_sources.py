@@ -130,8 +130,6 @@ def test_back_off_doubles_up_to_its_cap_while_a_live_source_delivers_nothing(mon
 
 # --- DICOM cine -------------------------------------------------------------------------------
 
-
-
 def test_dicom_cine_gives_frames_spacing_and_times(tmp_path, write_cine):
     frames = np.stack([np.full((30, 40), 10 * i, np.uint8) for i in range(4)])
     frames[:, 5, 7] = 250
