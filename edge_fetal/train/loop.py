@@ -5,7 +5,8 @@
 `run.log_every` steps, validates each epoch (plane accuracy, Dice per class), and writes to
 `<run.out_dir>/<run.name>/`:
 `last.pt` (every epoch), `best.pt` (best validation score = mean of plane accuracy and mean
-Dice), `history.jsonl` (one line per epoch). `resume=True` continues from `last.pt`.
+Dice), `history.jsonl` (one line per epoch). `resume=True` continues from `last.pt`; `run.init_from`
+starts a new run (a fine-tuning stage) from another run's weights, with a fresh optimiser.
 
 Determinism: the epoch's shuffle comes from a generator seeded with (seed, epoch), augmentation
 from (seed, epoch, row) and dropout from torch's global RNG, whose state the checkpoint keeps;
@@ -90,6 +91,9 @@ def train(
             start_epoch, best_score = checkpoint["epoch"], checkpoint["best_score"]
             _truncate_history(run_dir / "history.jsonl", start_epoch)
             log(f"resumed {run_dir} after epoch {start_epoch}")
+        elif cfg.run.init_from:
+            model.load_state_dict(_initial_weights(Path(cfg.run.init_from), cfg))
+            log(f"starting from the weights of {cfg.run.init_from}")
         run_dir.mkdir(parents=True, exist_ok=True)
         log(f"train {len(train_set)} / val {len(val_set)} frames, {steps_per_epoch} steps/epoch, "
             f"{cfg.optim.epochs} epochs, {'bf16' if use_bf16(cfg) else 'fp32'} -> {run_dir}")
@@ -230,6 +234,20 @@ def _load_for_resume(path: Path, cfg: TrainConfig) -> dict:
     if changed:
         raise ValueError(f"cannot resume {path}: config section(s) {changed} differ from the checkpoint's")
     return checkpoint
+
+
+def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
+    """The model weights of the checkpoint a fine-tuning run starts from (same architecture only)."""
+    if not path.is_file():
+        raise ValueError(f"run.init_from: {path} does not exist")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"run.init_from: {path} has checkpoint format {checkpoint.get('format')}, "
+                         f"expected {CHECKPOINT_FORMAT}")
+    if checkpoint["config"]["model"] != cfg.to_dict()["model"]:
+        raise ValueError(f"run.init_from: {path} holds another architecture "
+                         f"({checkpoint['config']['model']}) than [model] ({cfg.to_dict()['model']})")
+    return checkpoint["model"]
 
 
 def _atomic_save(state: dict, path: Path) -> None:

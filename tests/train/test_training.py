@@ -218,6 +218,43 @@ def test_resume_refuses_a_changed_model(tmp_path):
         train(changed, data, resume=True, log=lambda _: None)
 
 
+def _config_with(cfg: TrainConfig, **sections) -> TrainConfig:
+    raw = cfg.to_dict()
+    for section, values in sections.items():
+        raw[section] = {**raw[section], **values}
+    return TrainConfig.from_dict(raw)
+
+
+def test_fine_tuning_starts_from_the_given_weights(tmp_path):
+    data = tiny_data()
+    source_dir = train(tiny_config(tmp_path, "stage1", epochs=1), data, split=SPLIT, log=lambda _: None)
+    source = torch.load(source_dir / "last.pt", weights_only=True)["model"]
+    still = _config_with(tiny_config(tmp_path, "stage2", epochs=1), optim={"lr": 1e-9},
+                         run={"name": "stage2", "seed": 5, "init_from": str(source_dir / "last.pt")})
+    lines: list[str] = []
+    tuned = torch.load(train(still, data, split=SPLIT, log=lines.append) / "last.pt", weights_only=True)["model"]
+    fresh_cfg = _config_with(still, run={"name": "fresh", "init_from": ""})
+    fresh = torch.load(train(fresh_cfg, data, split=SPLIT, log=lambda _: None) / "last.pt", weights_only=True)["model"]
+    weights = [k for k, v in source.items() if v.is_floating_point() and "running" not in k]
+    assert any("starting from the weights" in line for line in lines)
+    for key in weights:
+        torch.testing.assert_close(tuned[key], source[key], rtol=0, atol=1e-5)
+    assert any(not torch.allclose(fresh[key], source[key], atol=1e-3) for key in weights)
+
+
+def test_fine_tuning_refuses_another_architecture_or_a_missing_checkpoint(tmp_path):
+    data = tiny_data()
+    source_dir = train(tiny_config(tmp_path, "stage1", epochs=1), data, split=SPLIT, log=lambda _: None)
+    wider = _config_with(tiny_config(tmp_path, "wider", epochs=1), model={"widths": [4, 8, 32]},
+                         run={"name": "wider", "init_from": str(source_dir / "last.pt")})
+    with pytest.raises(ValueError, match="architecture"):
+        train(wider, data, split=SPLIT, log=lambda _: None)
+    missing = _config_with(tiny_config(tmp_path, "missing", epochs=1),
+                           run={"name": "missing", "init_from": str(tmp_path / "nope.pt")})
+    with pytest.raises(ValueError, match="does not exist"):
+        train(missing, data, split=SPLIT, log=lambda _: None)
+
+
 def test_config_loads_toml_and_rejects_unknown_keys(tmp_path):
     good = tmp_path / "c.toml"
     good.write_text('[model]\nwidths = [8, 16]\n[optim]\nlr = 1\n[run]\nname = "x"\n')
