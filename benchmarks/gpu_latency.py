@@ -65,7 +65,8 @@ def load_network(checkpoint: Path | None, manifest_path: Path):
     if manifest_path.is_file():
         model_section = json.loads(manifest_path.read_text())["model"]
         architecture = {k: v for k, v in model_section["architecture"].items() if k != "name"}
-        size = int(model_section["input"]["shape"][-1])
+        geometry = model_section["input"]
+        size = int(geometry.get("size") or geometry["shape"][-1])  # a fitted-box model names its long side
         return MultiTaskUNet(**architecture).eval(), size, f"architecture of {manifest_path}, random weights"
     return MultiTaskUNet().eval(), 256, "default MultiTaskUNet, random weights (no checkpoint, no manifest)"
 

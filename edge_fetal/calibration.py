@@ -231,8 +231,11 @@ def spacing_table_from_csv(path: str | Path) -> dict[str, PixelSpacing]:
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Source image placed, aspect kept, in a square model input of `model_size` pixels.
+    """Source image placed, aspect kept, in a model input of `model_hw` pixels.
 
+    The input is square (S²) for a fixed-shape model, or, for a model that takes any multiple of
+    its stride, only as tall or wide as the content needs (`fitted_box`): the padding rows of a
+    square letterbox cost as much compute as the image and carry nothing.
     The content is `content_hw` pixels at offset (`pad_x`, `pad_y`); the rest is 0. Scales are
     per axis and exactly those `cv2.resize` applies (content / source size): rounding the short
     side to whole pixels makes them differ by under half a model pixel over the content, so
@@ -240,7 +243,7 @@ class Letterbox:
     """
 
     src_hw: tuple[int, int]
-    model_size: int
+    model_hw: tuple[int, int]
     content_hw: tuple[int, int]
     pad_x: int
     pad_y: int
@@ -254,14 +257,14 @@ class Letterbox:
         return self.content_hw[0] / self.src_hw[0]
 
     def to_model(self, image: np.ndarray) -> np.ndarray:
-        """Grey HxW frame (uint8, or float32) -> model_size x model_size, same dtype, 0-padded."""
+        """Grey HxW frame (uint8, or float32) -> model_hw, same dtype, 0-padded."""
         if image.shape != self.src_hw:
             raise ValueError(f"expected a grey image of shape {self.src_hw}, got {image.shape}")
         ch, cw = self.content_hw
         shrinking = ch * cw < image.shape[0] * image.shape[1]
         resized = cv2.resize(image, (cw, ch),
                              interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        out = np.zeros((self.model_size, self.model_size), dtype=image.dtype)
+        out = np.zeros(self.model_hw, dtype=image.dtype)
         out[self.pad_y:self.pad_y + ch, self.pad_x:self.pad_x + cw] = resized
         return out
 
@@ -282,8 +285,8 @@ class Letterbox:
     def mask_to_source(self, mask_model: np.ndarray) -> np.ndarray:
         """Labels at model resolution -> source HxW, nearest neighbour, dtype kept; each source
         pixel takes the model pixel its centre falls in, clamped to the content (never padding)."""
-        if mask_model.shape[:2] != (self.model_size, self.model_size):
-            raise ValueError(f"expected a {self.model_size}x{self.model_size} mask, "
+        if mask_model.shape[:2] != self.model_hw:
+            raise ValueError(f"expected a {self.model_hw[0]}x{self.model_hw[1]} mask, "
                              f"got {mask_model.shape}")
         (h, w), (ch, cw) = self.src_hw, self.content_hw
         cols = np.floor((np.arange(w) + 0.5) * self.scale_x).astype(np.intp)
@@ -302,13 +305,28 @@ class Letterbox:
         return float(spacing_mm_per_px) * 2.0 / (sx + sy)
 
 
-def letterbox(src_hw: tuple[int, int], model_size: int) -> Letterbox:
-    """Uniform scale model_size / max(h, w), content centred; any source size (also upscaling)."""
+def letterbox(src_hw: tuple[int, int], box: int | tuple[int, int]) -> Letterbox:
+    """Fit a source frame, aspect kept, in a model input of `box` pixels (S for S², or (H, W)).
+
+    Uniform scale min(H / h, W / w), content centred, zero padding; any source size (also upscaling).
+    """
     h, w = (int(v) for v in src_hw)
-    if h < 1 or w < 1 or int(model_size) < 1:
-        raise ValueError(f"need positive sizes, got source {src_hw} and model size {model_size}")
+    box_h, box_w = (int(box), int(box)) if np.ndim(box) == 0 else (int(box[0]), int(box[1]))
+    if min(h, w, box_h, box_w) < 1:
+        raise ValueError(f"need positive sizes, got source {src_hw} and model input {box}")
+    scale = min(box_h / h, box_w / w)
+    ch = min(box_h, max(1, round(h * scale)))
+    cw = min(box_w, max(1, round(w * scale)))
+    pad_x, pad_y = (box_w - cw) // 2, (box_h - ch) // 2
+    return Letterbox((h, w), (box_h, box_w), (ch, cw), pad_x, pad_y)
+
+
+def fitted_box(src_hw: tuple[int, int], model_size: int, stride: int) -> tuple[int, int]:
+    """The smallest model input (H, W) for a source: long side `model_size`, short side only
+    rounded up to a multiple of `stride` (for a model that takes any multiple of its stride)."""
+    h, w = (int(v) for v in src_hw)
+    if min(h, w) < 1 or stride < 1 or model_size < 1 or model_size % stride:
+        raise ValueError(f"need a positive source size and a model size that is a multiple of the stride, "
+                         f"got source {src_hw}, model size {model_size}, stride {stride}")
     scale = model_size / max(h, w)
-    ch = min(model_size, max(1, round(h * scale)))
-    cw = min(model_size, max(1, round(w * scale)))
-    pad_x, pad_y = (model_size - cw) // 2, (model_size - ch) // 2
-    return Letterbox((h, w), int(model_size), (ch, cw), pad_x, pad_y)
+    return (-(-max(1, round(h * scale)) // stride) * stride, -(-max(1, round(w * scale)) // stride) * stride)

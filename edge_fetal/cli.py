@@ -241,13 +241,8 @@ def _run_export_int8(args: argparse.Namespace) -> int:
     from export.int8 import quantise_int8
     from export.parity import parity_frames
 
-    from pathlib import Path
-
-    from edge_fetal.engines import load_manifest
-
-    size = load_manifest(Path(args.onnx), required=False).get("model", {}).get("input", {}).get("shape", [256])[-1]
     frames, real_count = parity_frames(_parity_real_images(args.calibration_frames), simulated_per_plane=12, seed=4242)
-    out = quantise_int8(args.onnx, args.out, frames, size=size)
+    out = quantise_int8(args.onnx, args.out, frames)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), calibrated on {real_count} real HC18 + "
           f"{len(frames) - real_count} simulated frames; measure it with `edge-fetal eval --model {out}` "
           f"and `edge-fetal bench` before shipping it")
@@ -266,8 +261,11 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     from edge_fetal.model.unet import count_gflops, count_params
 
     model, checkpoint = load_model(args.checkpoint)
-    image_size = checkpoint["config"]["data"]["image_size"]
-    out = export_onnx(model, args.out, image_size)
+    data = checkpoint["config"]["data"]
+    image_size, trained_hw = data["image_size"], tuple(data.get("input_hw") or ())
+    # trained on fitted boxes: the graph takes them (any multiple of the stride); else a fixed square
+    stride = model.size_multiple if trained_hw else None
+    out = export_onnx(model, args.out, image_size, input_stride=stride)
     frames, real_count = parity_frames(_parity_real_images(args.parity_frames))
     parity = check_parity(model, out, frames, real_count)
     print(parity.describe())
@@ -275,8 +273,9 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
         raise EdgeFetalError(f"the exported {out} does not match the torch model; the manifest was not written")
     data_file = Path(args.checkpoint).with_name("data.json")
     data_description = json.loads(data_file.read_text()) if data_file.is_file() else {}
-    manifest = model_manifest(out, image_size, OPSET, count_gflops(model, image_size), count_params(model),
-                              checkpoint, data_description)
+    typical_hw = trained_hw or (image_size, image_size)
+    manifest = model_manifest(out, image_size, stride, typical_hw, OPSET, count_gflops(model, typical_hw),
+                              count_params(model), checkpoint, data_description)
     manifest["model"]["parity"] = parity.as_dict()
     write_manifest(manifest_path(out), manifest)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {manifest['model']['gflops_per_frame']:.2f} GFLOP/frame)"

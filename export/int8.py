@@ -8,18 +8,20 @@ Whether INT8 is kept is decided by measurement (speed and accuracy), not here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from edge_fetal.calibration import letterbox
+from edge_fetal.calibration import Letterbox
+from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from edge_fetal.runtime.analyse import preprocess
 
 
 class _FrameReader:
     """ONNX Runtime's calibration-data protocol over preprocessed frames."""
 
-    def __init__(self, frames: list[np.ndarray], size: int):
-        self._batches = iter([{"image": preprocess(frame, letterbox(frame.shape, size))} for frame in frames])
+    def __init__(self, frames: list[np.ndarray], letterbox_for: Callable[[tuple[int, int]], Letterbox]):
+        self._batches = iter([{"image": preprocess(frame, letterbox_for(frame.shape))} for frame in frames])
 
     def get_next(self):
         return next(self._batches, None)
@@ -37,24 +39,41 @@ def float_nodes_to_keep(onnx_path: str | Path) -> list[str]:
     return keep
 
 
-def quantise_int8(onnx_path: str | Path, out_path: str | Path, frames: list[np.ndarray], size: int) -> Path:
-    """Write a QDQ INT8 copy of `onnx_path`, calibrated (min-max) on `frames`."""
+def quantise_int8(onnx_path: str | Path, out_path: str | Path, frames: list[np.ndarray]) -> Path:
+    """Write a QDQ INT8 copy of `onnx_path`, calibrated (min-max) on `frames`, each letterboxed as
+    the float model's backend would feed it."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     out_path = Path(out_path)
     prepared = out_path.with_suffix(".prep.onnx")
+    with OnnxRuntimeBackend(onnx_path, providers=["CPUExecutionProvider"]) as backend:
+        letterbox_for = backend.letterbox_for
     quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
     try:
         quantize_static(
-            str(prepared), str(out_path), _FrameReader(frames, size),
+            str(prepared), str(out_path), _FrameReader(frames, letterbox_for),
             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=float_nodes_to_keep(prepared),
         )
     finally:
         prepared.unlink(missing_ok=True)
+    _copy_metadata(onnx_path, out_path)
     return out_path
+
+
+def _copy_metadata(source: str | Path, target: Path) -> None:
+    """The float model's metadata (classes, input geometry) onto the quantised copy, which
+    the quantiser writes without it."""
+    import onnx
+
+    float_model, quantised = onnx.load(str(source)), onnx.load(str(target))
+    present = {p.key for p in quantised.metadata_props}
+    for prop in float_model.metadata_props:
+        if prop.key not in present:
+            quantised.metadata_props.add(key=prop.key, value=prop.value)
+    onnx.save(quantised, str(target))
 
 
 MAX_HC_MAE_LOSS_MM = 0.3

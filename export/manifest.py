@@ -11,17 +11,27 @@ from edge_fetal.runtime.engine_manifest import sha256_of
 from edge_fetal.runtime.backend import PLANES, SEG_CLASSES
 
 
-def model_manifest(onnx_path: Path, image_size: int, opset: int, gflops: float, params: int,
-                   checkpoint: dict, data_description: dict) -> dict:
-    """The manifest of a freshly exported model (evaluation figures are added by `eval --record`)."""
+def model_manifest(onnx_path: Path, image_size: int, stride: int | None, typical_hw: tuple[int, int], opset: int,
+                   gflops: float, params: int, checkpoint: dict, data_description: dict) -> dict:
+    """The manifest of a freshly exported model (evaluation figures are added by `eval --record`).
+
+    stride None: a fixed square input. Else H and W are any multiples of `stride` up to
+    `image_size`, and GFLOP are those of `typical_hw`, the box of an 800x540 frame.
+    """
+    if stride is None:
+        geometry = {"shape": ["N", 1, image_size, image_size],
+                    "preprocess": "grey, letterboxed (aspect kept, zero padding), scaled to [0,1]"}
+    else:
+        geometry = {"shape": ["N", 1, "H", "W"], "size": image_size, "stride": stride, "typical_hw": list(typical_hw),
+                    "preprocess": f"grey, letterboxed into the fitted box (long side {image_size}, short side "
+                                  f"zero-padded to a multiple of {stride}), scaled to [0,1]"}
     return {
         "model": {
             "file": onnx_path.name, "sha256": sha256_of(onnx_path), "bytes": onnx_path.stat().st_size,
-            "input": {"name": "image", "shape": ["N", 1, image_size, image_size], "dtype": "float32", "range": [0, 1],
-                      "preprocess": "grey, letterboxed (aspect kept, zero padding), scaled to [0,1]"},
+            "input": {"name": "image", **geometry, "dtype": "float32", "range": [0, 1]},
             "outputs": {"seg_labels": {"dtype": "uint8", "classes": list(SEG_CLASSES)},
                         "plane_logits": {"dtype": "float32", "classes": list(PLANES)}},
-            "opset": opset, "gflops_per_frame": gflops, "parameters": params,
+            "opset": opset, "gflops_per_frame": gflops, "gflops_input_hw": list(typical_hw), "parameters": params,
             "architecture": {"name": "MultiTaskUNet", **checkpoint["config"]["model"]},
         },
         "training": {

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_fetal.calibration import letterbox
 from edge_fetal.runtime.analyse import preprocess
 
 MIN_LABEL_AGREEMENT = 0.999
@@ -65,7 +64,7 @@ def check_parity(model, onnx_path: str | Path, frames: list[np.ndarray], real_co
     agreements, logit_differences, plane_disagreements = [], [], 0
     with OnnxRuntimeBackend(onnx_path, providers=["CPUExecutionProvider"]) as backend:
         for frame in frames:
-            batch = preprocess(frame, letterbox(frame.shape, backend.input_size))
+            batch = preprocess(frame, backend.letterbox_for(frame.shape))
             with torch.no_grad():
                 torch_labels, torch_logits = (t.numpy() for t in wrapper(torch.from_numpy(batch)))
             outputs = backend.infer(batch)

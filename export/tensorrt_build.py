@@ -94,6 +94,23 @@ def _keep_fp32(trt, network, names: Sequence[str]) -> list[str]:
     return pinned
 
 
+def profile_shapes(onnx_path: Path, declared: tuple[int, ...], opt_batch: int,
+                   max_batch: int) -> tuple[dict[str, tuple[int, ...]], int | None]:
+    """The optimisation profile's min / opt / max input shapes, and the stride of a fitted-box model.
+
+    A square model (declared `(-1, 1, S, S)`) varies only in batch. A model that takes fitted
+    boxes takes any multiple of its stride up to S², tuned for the box of an 800x540 frame.
+    """
+    from edge_fetal.calibration import fitted_box
+    from edge_fetal.runtime.onnxruntime_backend import probe_geometry
+
+    size, stride = probe_geometry(onnx_path)
+    if stride is None:
+        return {key: (batch, *declared[1:]) for key, batch in (("min", 1), ("opt", opt_batch), ("max", max_batch))}, None
+    typical = fitted_box((540, 800), size, stride)
+    return {"min": (1, 1, stride, stride), "opt": (opt_batch, 1, *typical), "max": (max_batch, 1, size, size)}, stride
+
+
 def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp16: bool = True, max_batch: int = 4,
                  opt_batch: int = 1, workspace_mb: int = 1024, timing_cache_path: str | Path | None = None,
                  fp32_layers: Sequence[str] | None = None, log: Callable[[str], None] = print) -> Path:
@@ -119,8 +136,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp16: bool =
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
-    sample = tuple(network.get_input(0).shape)  # (-1, 1, S, S)
-    shapes = {key: (batch, *sample[1:]) for key, batch in (("min", 1), ("opt", opt_batch), ("max", max_batch))}
+    shapes, stride = profile_shapes(onnx_path, tuple(network.get_input(0).shape), opt_batch, max_batch)
     profile = builder.create_optimization_profile()
     profile.set_shape(INPUT_NAME, shapes["min"], shapes["opt"], shapes["max"])
     config.add_optimization_profile(profile)
@@ -148,7 +164,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp16: bool =
 
     manifest = engine_manifest(
         engine_path, onnx_path, trt_version=trt.__version__, gpu=gpu, precision="fp16" if fp16 else "fp32",
-        profile={"input": INPUT_NAME, **{key: list(shape) for key, shape in shapes.items()}},
+        profile={"input": INPUT_NAME, **{key: list(shape) for key, shape in shapes.items()}, "stride": stride},
         fp32_layers=pinned, workspace_mb=workspace_mb, timing_cache=str(cache_path) if cache_path else None,
     )
     manifest_file = write_engine_manifest(engine_path, manifest)

@@ -15,6 +15,7 @@ from pydicom.sequence import Sequence
 from edge_fetal.calibration import (
     Letterbox,
     PixelSpacing,
+    fitted_box,
     letterbox,
     spacing_from_dicom,
     spacing_from_value,
@@ -258,6 +259,35 @@ def test_bad_sizes() -> None:
         letterbox((10, 10), 256).to_model(np.zeros((11, 10), np.uint8))
     with pytest.raises(ValueError):
         letterbox((10, 10), 256).mask_to_source(np.zeros((128, 128), np.uint8))
+
+
+@pytest.mark.parametrize("src_hw, box", [((540, 800), (176, 256)), ((541, 738), (192, 256)),
+                                          ((1080, 1920), (144, 256)), ((480, 640), (192, 256)),
+                                          ((800, 540), (256, 176)), ((300, 300), (256, 256))])
+def test_fitted_box_pads_the_short_side_to_the_stride_only(src_hw, box) -> None:
+    assert fitted_box(src_hw, 256, 16) == box
+    lb = letterbox(src_hw, box)
+    assert max(lb.content_hw) == 256 and lb.model_hw == box
+    assert 0 <= box[0] - lb.content_hw[0] < 16 and 0 <= box[1] - lb.content_hw[1] < 16
+    out = lb.to_model(np.full(src_hw, 7, np.uint8))
+    assert out.shape == box and out.sum() == 7 * lb.content_hw[0] * lb.content_hw[1]
+    # the content is scaled exactly as in the square letterbox: same model pixels, less padding
+    square = letterbox(src_hw, 256)
+    assert lb.content_hw == square.content_hw
+    np.testing.assert_array_equal(out[lb.pad_y:lb.pad_y + lb.content_hw[0], lb.pad_x:lb.pad_x + lb.content_hw[1]],
+                                  square.to_model(np.full(src_hw, 7, np.uint8))[square.pad_y:square.pad_y + square.content_hw[0],
+                                                                                 square.pad_x:square.pad_x + square.content_hw[1]])
+
+
+def test_letterbox_into_a_smaller_box_fits_the_limiting_side() -> None:
+    lb = letterbox((541, 738), (176, 256))  # a taller frame in the 800x540 training box
+    assert lb.model_hw == (176, 256) and lb.content_hw[0] == 176 and lb.content_hw[1] < 256
+    assert lb.mask_to_source(np.ones((176, 256), np.uint8)).shape == (541, 738)
+
+
+def test_fitted_box_refuses_a_size_off_the_stride() -> None:
+    with pytest.raises(ValueError, match="multiple of the stride"):
+        fitted_box((540, 800), 250, 16)
 
 
 @settings(max_examples=60, deadline=None)

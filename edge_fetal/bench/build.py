@@ -41,7 +41,7 @@ def model_variants(model: ModelUnderTest, frames: list[BenchFrame], scratch: Pat
                    notes: list[str], log: Callable[[str], None] = lambda _: None) -> list[Variant]:
     """The model-only variants, batch 1 at the model's own input size; the first is ORT fp32 on the CPU."""
     size = model.input_size
-    inputs = model_inputs(frames, size)
+    inputs = model_inputs(frames, model.box(size))
     before = current_rss_mib()
     fp32 = _ort(model.onnx_path, threads)
     variants = [Variant("ort-cpu-fp32", "model", _ort_label("fp32", size, threads), fp32.infer, inputs, fp32.close,
@@ -51,7 +51,7 @@ def model_variants(model: ModelUnderTest, frames: list[BenchFrame], scratch: Pat
     try:
         from export.int8 import quantise_int8
 
-        int8_path = quantise_int8(model.onnx_path, scratch / "int8.onnx", [f.image for f in frames], size)
+        int8_path = quantise_int8(model.onnx_path, scratch / "int8.onnx", [f.image for f in frames])
         before = current_rss_mib()
         int8 = _ort(int8_path, threads)
         variants.append(Variant("ort-cpu-int8", "model", _ort_label("int8 (QDQ)", size, threads), int8.infer, inputs,
@@ -65,7 +65,7 @@ def model_variants(model: ModelUnderTest, frames: list[BenchFrame], scratch: Pat
         from edge_fetal.runtime.torch_backend import TorchBackend
 
         before = current_rss_mib()
-        eager = TorchBackend.from_model(copy.deepcopy(model.network), size, device="cpu")
+        eager = TorchBackend.from_model(copy.deepcopy(model.network), size, device="cpu", input_stride=model.input_stride)
         variants.append(Variant("torch-cpu-fp32", "model",
                                 {"runtime": "torch", "provider": "eager", "precision": "fp32", "layout": "channels_last",
                                  "device": "cpu", "input_size": size, "streams": 1,
@@ -111,7 +111,7 @@ def gpu_variants(model: ModelUnderTest, inputs, scratch: Path, notes: list[str],
         from edge_fetal.runtime.torch_backend import TorchBackend, torch_cuda_available
 
         if torch_cuda_available():
-            gpu = TorchBackend.from_model(copy.deepcopy(model.network), size, device="cuda")
+            gpu = TorchBackend.from_model(copy.deepcopy(model.network), size, device="cuda", input_stride=model.input_stride)
             variants.append(Variant("torch-cuda-fp16", "model", {"runtime": "torch", "provider": "eager", "precision": "fp16",
                                                                  "layout": "channels_last", **gpu_label}, gpu.infer, inputs, gpu.close, backend=gpu))
     return variants
@@ -131,9 +131,10 @@ def scaling_variants(model: ModelUnderTest, frames: list[BenchFrame], fp32: Vari
             notes.append(f"input size {side} skipped: not a multiple of {model.size_multiple}")
             continue
         before = current_rss_mib()
-        backend = _ort(onnx_at_size(model.onnx_path, scratch / f"size{side}.onnx", side), threads)
+        box = model.box(side)
+        backend = _ort(onnx_at_size(model.onnx_path, scratch / f"size{side}.onnx", box), threads)
         out["input_size"][side] = Variant(f"ort-cpu-fp32-{side}px", "size", _ort_label("fp32", side, threads),
-                                          backend.infer, model_inputs(frames, side), backend.close, backend=backend,
+                                          backend.infer, model_inputs(frames, box), backend.close, backend=backend,
                                           rss_delta_mib=_grown(before))
     for batch in batches:
         out["batch"][batch] = fp32 if batch == 1 else Variant(

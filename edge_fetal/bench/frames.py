@@ -66,9 +66,10 @@ def bench_frames(real_count: int, sim_per_plane: int) -> list[BenchFrame]:
     return real_frames(real_count) + simulated_frames(sim_per_plane)
 
 
-def model_inputs(frames: list[BenchFrame], size: int) -> list[np.ndarray]:
-    """Each frame preprocessed as the pipeline does (letterbox, [0, 1]): float32 `[1, 1, size, size]`."""
-    return [preprocess(f.image, letterbox(f.image.shape, size)) for f in frames]
+def model_inputs(frames: list[BenchFrame], box: int | tuple[int, int]) -> list[np.ndarray]:
+    """Each frame preprocessed as the pipeline does (letterbox, [0, 1]) into one input `box`
+    (S or (H, W)): float32 `[1, 1, H, W]`, so that frames of any size batch together."""
+    return [preprocess(f.image, letterbox(f.image.shape, box)) for f in frames]
 
 
 def describe(frames: list[BenchFrame]) -> dict:

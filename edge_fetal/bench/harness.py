@@ -100,11 +100,11 @@ def _probe(frames, model_path: Path):
     import numpy as np
 
     from edge_fetal.bench.frames import model_inputs
-    from edge_fetal.bench.models import onnx_input_size
+    from edge_fetal.bench.models import model_box, onnx_input_geometry
 
     if not Path(model_path).is_file():
         return None  # load_model_under_test says so
-    return np.concatenate(model_inputs(frames[:1] + frames[-1:], onnx_input_size(Path(model_path))))
+    return np.concatenate(model_inputs(frames[:1] + frames[-1:], model_box(*onnx_input_geometry(Path(model_path)))))
 
 
 @contextmanager
@@ -181,7 +181,8 @@ def _run(opts: BenchOptions, log: Callable[[str], None]) -> dict:
             interleave(timed, opts.rounds, opts.iterations, bar.step)
             peaks.append(matmul_peak(opts.threads, opts.peak_n))
             peak = max(peaks, key=lambda p: p["gflops"])
-            rows = {v.name: _with_gflop(v.row(), model.gflop(v.label["input_size"]), peak["gflops"]) for v in timed}
+            rows = {v.name: _with_gflop({**v.row(), "input_hw": list(model.box(v.label["input_size"]))},
+                                        model.gflop(v.label["input_size"]), peak["gflops"]) for v in timed}
             rss_after_model = peak_rss_mib()
             best = min(variants, key=lambda v: rows[v.name]["p50_ms"])
             log(f"bench: end to end with {best.name} (fastest p50) vs the naive baseline")

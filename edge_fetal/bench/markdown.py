@@ -73,8 +73,8 @@ def end_to_end_table(section: dict) -> list[str]:
 
 def scaling_tables(scaling: dict) -> list[str]:
     lines = ["### Input size (ONNX Runtime fp32, batch 1)", ""]
-    lines += _table(["input px", "GFLOP/frame", "p50 ms", "p95 ms", "p99 ms", "frames/s", "GFLOP/s"],
-                    [[p["input_size"], _f(p.get("gflop_per_frame"), 3), _f(p["p50_ms"]), _f(p["p95_ms"]), _f(p["p99_ms"]),
+    lines += _table(["input H x W", "GFLOP/frame", "p50 ms", "p95 ms", "p99 ms", "frames/s", "GFLOP/s"],
+                    [[_box(p), _f(p.get("gflop_per_frame"), 3), _f(p["p50_ms"]), _f(p["p95_ms"]), _f(p["p99_ms"]),
                       _f(p["frames_per_s"], 1), _f(p.get("gflops_achieved"), 1)] for p in scaling["input_size"]])
     lines += ["", "### Batch (ONNX Runtime fp32)", ""]
     lines += _table(["batch", "p50 ms per call", "p99 ms per call", "frames/s"],
@@ -96,7 +96,7 @@ def format_markdown(doc: dict) -> str:
         f"{', '.join(machine['cpu_flags']) or '–'}; {machine['platform']}",
         f"- Versions: Python {machine['python']}, onnxruntime {machine['onnxruntime']}, torch {machine['torch']}, "
         f"OpenCV {machine['opencv']}, numpy {machine['numpy']}" + (f", TensorRT {machine['tensorrt']}" if machine.get("tensorrt") else ""),
-        f"- Model: `{model['path']}`, input {model['input_size']} px, {_f(model['gflop_per_frame'], 3)} GFLOP/frame; "
+        f"- Model: `{model['path']}`, input {_box(model)} px{_fitted(model)}, {_f(model['gflop_per_frame'], 3)} GFLOP/frame; "
         f"torch weights: {model['torch_weights']}",
         f"- Peak: {_f(peak['gflops'], 1)} GFLOP/s ({peak['method']}, best of start and end of the run)",
         f"- Frames: {frames['real_hc18']} real HC18 ({frames['real_folder']}) + simulated {frames['simulated']}; "
@@ -123,3 +123,16 @@ def format_markdown(doc: dict) -> str:
     if doc["notes"]:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in doc["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _box(entry: dict) -> str:
+    """"H x W" of an input (older results name only the square side)."""
+    height, width = entry.get("input_hw") or (entry["input_size"], entry["input_size"])
+    return f"{height}x{width}"
+
+
+def _fitted(model: dict) -> str:
+    if not model.get("input_stride"):
+        return ""
+    return (f" (the fitted box of an 800x540 frame: long side {model['input_size']}, short side padded to a "
+            f"multiple of {model['input_stride']} only)")

@@ -3,6 +3,8 @@ input sizes, its INT8 copy, and the torch network (for the eager rows and the na
 
 The network is fully convolutional and its Resize nodes use scales, so the same ONNX weights run
 at any input side that is a multiple of 16: `onnx_at_size` only rewrites the declared shapes.
+A model that takes fitted boxes is timed on the box of an 800x540 frame (`BENCH_SOURCE_HW`,
+the size of HC18's and the simulator's frames), as the engine feeds it; a square model on S².
 The torch network is the checkpoint when one is given, else the manifest's architecture with
 random weights (latency does not depend on the weights; the JSON says which).
 """
@@ -19,6 +21,7 @@ from edge_fetal.engines import ENGINES_DIR, load_manifest
 from edge_fetal.errors import EdgeFetalError
 
 REPO = ENGINES_DIR.parent
+BENCH_SOURCE_HW = (540, 800)
 
 
 @dataclass
@@ -28,6 +31,11 @@ class ModelUnderTest:
     manifest: dict
     network: object | None  # MultiTaskUNet in eval mode, or None without torch / architecture
     torch_weights: str  # where the torch network's weights came from, or why there is none
+    input_stride: int | None = None  # None: a square model; k: it takes fitted boxes
+
+    def box(self, side: int) -> tuple[int, int]:
+        """The (H, W) input timed for long side `side`: S² for a square model, else the fitted box of an 800x540 frame."""
+        return model_box(side, self.input_stride)
 
     @property
     def size_multiple(self) -> int:
@@ -38,6 +46,7 @@ class ModelUnderTest:
 
         section = self.manifest.get("model", {})
         return {"path": str(self.onnx_path), "sha256": sha256_of(self.onnx_path), "input_size": self.input_size,
+                "input_hw": list(self.box(self.input_size)), "input_stride": self.input_stride,
                 "architecture": section.get("architecture") or self.architecture(), "gflop_per_frame": self.gflop(self.input_size),
                 "onnx_weights": "as in the file", "torch_weights": self.torch_weights}
 
@@ -48,21 +57,38 @@ class ModelUnderTest:
         return {"name": "MultiTaskUNet", "widths": widths}
 
     def gflop(self, size: int) -> float | None:
-        """GFLOP of one frame at `size`: counted on the torch network, else the manifest's figure scaled by area."""
+        """GFLOP of one frame at long side `size`: counted on the torch network, else the manifest's
+        figure scaled by area."""
+        h, w = self.box(size)
         if self.network is not None:
             from edge_fetal.model.unet import count_gflops
 
-            return round(count_gflops(self.network, size), 4)
-        recorded = self.manifest.get("model", {}).get("gflops_per_frame")
-        return round(recorded * (size / self.input_size) ** 2, 4) if recorded else None
+            return round(count_gflops(self.network, (h, w)), 4)
+        section = self.manifest.get("model", {})
+        recorded = section.get("gflops_per_frame")
+        recorded_h, recorded_w = section.get("gflops_input_hw") or self.box(self.input_size)
+        return round(recorded * h * w / (recorded_h * recorded_w), 4) if recorded else None
 
 
-def onnx_input_size(path: Path) -> int:
+def model_box(side: int, stride: int | None) -> tuple[int, int]:
+    """The model input the benchmark times at long side `side` (see the module docstring)."""
+    from edge_fetal.calibration import fitted_box
+
+    return (side, side) if stride is None else fitted_box(BENCH_SOURCE_HW, side, stride)
+
+
+def onnx_input_geometry(path: Path) -> tuple[int, int | None]:
+    """(S, stride) of an ONNX model's input, as the ONNX Runtime backend reads it (stride None: square)."""
     import onnx
 
-    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    side = dims[-1].dim_value
-    return int(side) if side else 256
+    graph = onnx.load(str(path), load_external_data=False)
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    if dims[-1].dim_value and dims[-2].dim_value:
+        return int(dims[-1].dim_value), None
+    metadata = {prop.key: prop.value for prop in graph.metadata_props}
+    if "input_stride" in metadata:
+        return int(metadata["input_size"]), int(metadata["input_stride"])
+    return 256, None
 
 
 def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None = None, probe=None,
@@ -74,7 +100,7 @@ def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None =
     if not onnx_path.is_file():
         raise EdgeFetalError(f"no model at {onnx_path}: pass --model PATH to an exported ONNX file")
     manifest = load_manifest(onnx_path, required=False)
-    size = onnx_input_size(onnx_path)
+    size, stride = onnx_input_geometry(onnx_path)
     try:
         import torch
 
@@ -82,9 +108,9 @@ def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None =
         from edge_fetal.model.unet import MultiTaskUNet
     except ImportError:
         return ModelUnderTest(onnx_path, size, manifest, None,
-                              "none: torch is not installed (the `train` extra), so no torch rows and no naive baseline")
+                              "none: torch is not installed (the `train` extra), so no torch rows and no naive baseline", input_stride=stride)
     if checkpoint:
-        return ModelUnderTest(onnx_path, size, manifest, load_checkpoint_model(checkpoint)[0], f"checkpoint {checkpoint}")
+        return ModelUnderTest(onnx_path, size, manifest, load_checkpoint_model(checkpoint)[0], f"checkpoint {checkpoint}", input_stride=stride)
     named = manifest_checkpoint(manifest)
     architecture = manifest.get("model", {}).get("architecture")
     if named is not None and probe is not None:
@@ -94,13 +120,13 @@ def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None =
         agreement = label_agreement(network, onnx_path, probe) if same else 0.0
         if agreement >= 0.999:
             return ModelUnderTest(onnx_path, size, manifest, network, f"checkpoint {named} (named by the manifest; "
-                                  f"its labels agree with the ONNX file's on {100 * agreement:.2f} % of probe pixels)")
+                                  f"its labels agree with the ONNX file's on {100 * agreement:.2f} % of probe pixels)", input_stride=stride)
     if not architecture:
         return ModelUnderTest(onnx_path, size, manifest, None,
-                              "none: no --checkpoint and no architecture in a manifest, so no torch rows and no naive baseline")
+                              "none: no --checkpoint and no architecture in a manifest, so no torch rows and no naive baseline", input_stride=stride)
     torch.manual_seed(seed)
     network = MultiTaskUNet(**{k: v for k, v in architecture.items() if k != "name"}).eval()
-    return ModelUnderTest(onnx_path, size, manifest, network, "random (architecture of the manifest)")
+    return ModelUnderTest(onnx_path, size, manifest, network, "random (architecture of the manifest)", input_stride=stride)
 
 
 def _same_architecture(checkpoint_model: dict, manifest_architecture: dict | None) -> bool:
@@ -138,17 +164,18 @@ def label_agreement(network, onnx_path: Path, batch) -> float:
         return float(np.mean(session.infer(batch).seg_labels == labels))
 
 
-def onnx_at_size(source: Path, out_path: Path, size: int) -> Path:
-    """The same graph and weights declared for `[N, 1, size, size]` input (and `[N, size, size]` labels)."""
+def onnx_at_size(source: Path, out_path: Path, box: tuple[int, int]) -> Path:
+    """The same graph and weights declared for `[N, 1, H, W]` input (and `[N, H, W]` labels)."""
     import onnx
 
+    height, width = box
     graph = onnx.load(str(source))
     dims = graph.graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_value, dims[3].dim_value = size, size
+    dims[2].dim_value, dims[3].dim_value = height, width
     for output in graph.graph.output:
         if output.name == "seg_labels":
             out_dims = output.type.tensor_type.shape.dim
-            out_dims[1].dim_value, out_dims[2].dim_value = size, size
+            out_dims[1].dim_value, out_dims[2].dim_value = height, width
     del graph.graph.value_info[:]  # intermediate shapes of the old size; ORT infers them again
     onnx.save(graph, str(out_path))
     return out_path

@@ -29,9 +29,10 @@ def run_model_eval(args: argparse.Namespace) -> int:
         data_label += ", validation split of the shipped model (pregnancies never used in training)"
     samples = samples[: args.limit] if args.limit else samples
     gflops = manifest.get("model", {}).get("gflops_per_frame")
+    gflops_hw = manifest.get("model", {}).get("gflops_input_hw")
     with open_backend(args.backend, model_path, engine_path=args.engine) as backend:
-        print(f"model {model_path} ({backend.name}, input {backend.input_size}px"
-              + (f", {gflops:.2f} GFLOP per frame" if gflops else "") + ")")
+        print(f"model {model_path} ({backend.name}, {_input_words(backend)}"
+              + (f", {gflops:.2f} GFLOP per {_frame_words(gflops_hw)}" if gflops else "") + ")")
         rows = list(progress(evaluate_rows(samples, backend), total=len(samples), label="eval"))
     evaluation = summarise(rows)
     seconds = time.monotonic() - started
@@ -55,6 +56,17 @@ def run_model_eval(args: argparse.Namespace) -> int:
         record_evaluation(manifest_path(model_path), args.record, figures, "edge-fetal " + " ".join(sys.argv[1:]))
         print(f"recorded as evaluation.{args.record} in {manifest_path(model_path)}")
     return 0
+
+
+def _input_words(backend) -> str:
+    if backend.input_stride is None:
+        return f"input {backend.input_size}x{backend.input_size} px"
+    return (f"input fitted to each frame: long side {backend.input_size} px, "
+            f"short side padded to a multiple of {backend.input_stride}")
+
+
+def _frame_words(input_hw) -> str:
+    return f"{input_hw[0]}x{input_hw[1]} frame" if input_hw else "frame"
 
 
 def run_annotation_eval(args: argparse.Namespace) -> int:

@@ -181,8 +181,8 @@ class ExportWrapper(nn.Module):
         return seg_logits.argmax(dim=1).to(self.label_dtype), plane_logits.float()
 
 
-def count_gflops(model: nn.Module, size: int = 256, in_channels: int = 1) -> float:
-    """GFLOP of one `[1,in_channels,size,size]` forward: 2 x MACs of Conv2d and Linear layers.
+def count_gflops(model: nn.Module, size: int | tuple[int, int] = 256, in_channels: int = 1) -> float:
+    """GFLOP of one `[1,in_channels,H,W]` forward (size: S for S², or (H, W)): 2 x MACs of Conv2d and Linear layers.
 
     Bias, BN, ReLU, pooling and resize are not counted (a few % of the total).
     """
@@ -207,7 +207,8 @@ def count_gflops(model: nn.Module, size: int = 256, in_channels: int = 1) -> flo
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, in_channels, size, size))
+            h, w = (size, size) if isinstance(size, int) else size
+            model(torch.zeros(1, in_channels, h, w))
     finally:
         model.train(was_training)
         for h in handles:

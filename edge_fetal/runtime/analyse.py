@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from edge_fetal.biometry import MEASURE_BY_STRUCTURE, Measurement
-from edge_fetal.calibration import Letterbox, letterbox
+from edge_fetal.calibration import Letterbox
 from edge_fetal.runtime.backend import PLANES, STRUCTURE_LABEL, Backend, softmax
 
 
@@ -22,12 +22,12 @@ class FrameAnalysis:
     plane: str
     plane_probabilities: dict[str, float]
     measurement: Measurement | None  # None for "other"
-    labels_model: np.ndarray  # uint8 [S, S] seg labels at model resolution
+    labels_model: np.ndarray  # uint8 [H, W] seg labels at model resolution
     mapping: Letterbox
 
 
 def preprocess(frame_gray: np.ndarray, mapping: Letterbox) -> np.ndarray:
-    """8-bit grey frame → float32 `[1, 1, S, S]` in [0, 1], letterboxed (aspect kept)."""
+    """8-bit grey frame → float32 `[1, 1, H, W]` in [0, 1], letterboxed (aspect kept)."""
     return (mapping.to_model(frame_gray).astype(np.float32) * (1.0 / 255.0))[None, None]
 
 
@@ -91,7 +91,7 @@ def decide_plane(plane_logits: np.ndarray) -> tuple[str, dict[str, float]]:
 
 def analyse_frame(frame_gray: np.ndarray, backend: Backend, mm_per_px: float | None) -> FrameAnalysis:
     """Classify, segment and measure one frame."""
-    mapping = letterbox(frame_gray.shape[:2], backend.input_size)
+    mapping = backend.letterbox_for(frame_gray.shape[:2])
     outputs = backend.infer(preprocess(frame_gray, mapping))
     plane, probabilities = decide_plane(outputs.plane_logits[0])
     labels = outputs.seg_labels[0]

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_fetal.calibration import Letterbox, fitted_box, letterbox
+from edge_fetal.errors import BackendError
+
 PLANES = ("head", "abdomen", "femur", "other")
 SEG_CLASSES = ("background", "head", "abdomen", "femur")
 STRUCTURE_LABEL = {"head": 1, "abdomen": 2, "femur": 3}
@@ -18,7 +21,7 @@ STRUCTURE_LABEL = {"head": 1, "abdomen": 2, "femur": 3}
 
 @dataclass(frozen=True)
 class ModelOutputs:
-    """`seg_labels` uint8 `[N, S, S]` (0 background, 1 head, 2 abdomen, 3 femur); `plane_logits` float32 `[N, 4]`."""
+    """`seg_labels` uint8 `[N, H, W]` (0 background, 1 head, 2 abdomen, 3 femur); `plane_logits` float32 `[N, 4]`."""
 
     seg_labels: np.ndarray
     plane_logits: np.ndarray
@@ -31,15 +34,34 @@ class Backend(ABC):
     # True when `infer` may be called from several threads at once, each call running on its
     # caller's thread (ONNX Runtime on the CPU): offline runs then infer two frames side by side.
     parallel_calls: bool = False
+    # None: the model takes only its square `[N, 1, S, S]` input. k: it takes any H, W that are
+    # multiples of k up to S, and the engine feeds each source its fitted box (no padding rows).
+    input_stride: int | None = None
 
     @property
     @abstractmethod
     def input_size(self) -> int:
-        """Side S of the square model input `[N, 1, S, S]`."""
+        """S: the side of a square model input, the long side of a fitted one."""
+
+    def letterbox_for(self, src_hw: tuple[int, int]) -> Letterbox:
+        """How a source frame of `src_hw` goes into this model's input."""
+        if self.input_stride is None:
+            return letterbox(src_hw, self.input_size)
+        return letterbox(src_hw, fitted_box(src_hw, self.input_size, self.input_stride))
+
+    def check_input(self, batch: np.ndarray) -> None:
+        """Refuse a batch this model cannot take, naming the shape it expected."""
+        size, stride = self.input_size, self.input_stride
+        if batch.ndim == 4 and batch.shape[0] >= 1 and batch.shape[1] == 1:
+            h, w = batch.shape[2:]
+            if (h, w) == (size, size) or (stride and h <= size and w <= size and not h % stride and not w % stride):
+                return
+        wanted = f"[N, 1, {size}, {size}]" if stride is None else f"[N, 1, H, W] with H, W multiples of {stride} up to {size}"
+        raise BackendError(f"expected a float32 {wanted} batch with N >= 1, got {batch.shape}")
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> ModelOutputs:
-        """Run the model on float32 `[N, 1, S, S]` frames scaled to [0, 1].
+        """Run the model on float32 `[N, 1, H, W]` frames scaled to [0, 1] (`letterbox_for`).
 
         The returned arrays belong to the caller: the stream measures frame N while the next
         call runs on frame N+1. Calls may come from a thread other than the one that opened the

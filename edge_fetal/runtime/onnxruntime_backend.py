@@ -43,13 +43,14 @@ def physical_cores() -> int:
     return max(1, min(usable, physical)) if physical else usable
 
 
-def _provider_options(provider: str, model_path: Path, input_size: int) -> dict:
+def _provider_options(provider: str, model_path: Path, input_size: int, stride: int | None) -> dict:
     if provider == "TensorrtExecutionProvider":  # FP16, engine cached beside the model, batch 1..4
-        shape = f"image:{{}}x1x{input_size}x{input_size}"
+        full = f"image:{{}}x1x{input_size}x{input_size}"
+        smallest = full if stride is None else f"image:1x1x{stride}x{stride}"  # fitted boxes: any size up to S
         return {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
                 "trt_engine_cache_path": str(model_path.parent / "ort_trt_cache"),
-                "trt_profile_min_shapes": shape.format(1), "trt_profile_opt_shapes": shape.format(1),
-                "trt_profile_max_shapes": shape.format(4)}
+                "trt_profile_min_shapes": smallest.format(1), "trt_profile_opt_shapes": full.format(1),
+                "trt_profile_max_shapes": full.format(4)}
     return {}
 
 
@@ -92,8 +93,8 @@ class OnnxRuntimeBackend(Backend):
         options.enable_cpu_mem_arena = True
         options.enable_mem_pattern = True
         try:
-            size = _probe_input_size(ort, model_path) if "TensorrtExecutionProvider" in requested else 256
-            chosen = [(p, _provider_options(p, model_path, size)) for p in requested]
+            size, stride = probe_geometry(model_path) if "TensorrtExecutionProvider" in requested else (256, None)
+            chosen = [(p, _provider_options(p, model_path, size, stride)) for p in requested]
             self._session = ort.InferenceSession(str(model_path), options, providers=chosen)
         except Exception as error:  # ORT raises its own types for corrupt or incompatible files
             raise BackendError(f"ONNX Runtime cannot load {model_path}: {error}") from None
@@ -105,7 +106,7 @@ class OnnxRuntimeBackend(Backend):
                        f"{options.intra_op_num_threads} intra-op thread(s)")
         if log:
             log(self.choice)
-        self._input_size = _input_size(self._session)
+        self._input_size, self.input_stride = input_geometry(self._session)
         self._io_binding = self.providers[0] in GPU_PROVIDERS
         self.parallel_calls = not self._io_binding  # a CPU session's Run is thread-safe
 
@@ -114,6 +115,7 @@ class OnnxRuntimeBackend(Backend):
         return self._input_size
 
     def infer(self, batch: np.ndarray) -> ModelOutputs:
+        self.check_input(batch)
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if self._io_binding:  # input copied to the GPU once, outputs fetched once after the run
             binding = self._session.io_binding()
@@ -130,14 +132,25 @@ class OnnxRuntimeBackend(Backend):
         self._session = None
 
 
-def _input_size(session) -> int:
-    """Side S of the model's `[N, 1, S, S]` input (256 when the graph leaves it symbolic)."""
-    side = session.get_inputs()[0].shape[-1]
-    return side if isinstance(side, int) else 256
+def input_geometry(session) -> tuple[int, int | None]:
+    """(S, stride) of the model's input. A graph fixed at `[N, 1, S, S]` has no stride; one with
+    symbolic H, W takes any multiple of the stride its metadata names, up to its `input_size`."""
+    shape = session.get_inputs()[0].shape
+    if all(isinstance(side, int) for side in shape[-2:]):
+        return int(shape[-1]), None
+    metadata = session.get_modelmeta().custom_metadata_map
+    try:
+        return int(metadata["input_size"]), int(metadata["input_stride"])
+    except (KeyError, ValueError):
+        raise BackendError("the model's input height and width are symbolic but its metadata names no "
+                           "input_size / input_stride: re-export it with `edge-fetal export onnx`") from None
 
 
-def _probe_input_size(ort, model_path: Path) -> int:
-    """The input side, read before the real session exists (the TensorRT EP needs it for its profile)."""
+def probe_geometry(model_path: str | Path) -> tuple[int, int | None]:
+    """The input geometry of an ONNX file, read before the real session exists (the TensorRT EP
+    and the TensorRT builder need it for their profiles)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return _input_size(ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"]))
+    return input_geometry(ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"]))

@@ -48,16 +48,19 @@ class TorchBackend(Backend):
         if str(checkpoint_path).endswith(".onnx"):
             raise BackendError(f"the torch backend runs a training checkpoint (runs/NAME/best.pt), not {checkpoint_path}")
         model, checkpoint = load_checkpoint_model(checkpoint_path)
-        self._setup(model, int(checkpoint["config"]["data"]["image_size"]), device, fp16)
+        data = checkpoint["config"]["data"]
+        # A network trained on fitted boxes gets them here too; one trained on squares, squares.
+        self._setup(model, int(data["image_size"]), device, fp16, model.size_multiple if data.get("input_hw") else None)
 
     @classmethod
-    def from_model(cls, model, input_size: int, device: str = "cpu", fp16: bool | None = None) -> "TorchBackend":
+    def from_model(cls, model, input_size: int, device: str = "cpu", fp16: bool | None = None,
+                   input_stride: int | None = None) -> "TorchBackend":
         """Wrap an in-memory `MultiTaskUNet` (benchmarks with random weights, tests)."""
         backend = cls.__new__(cls)
-        backend._setup(model, input_size, device, fp16)
+        backend._setup(model, input_size, device, fp16, input_stride)
         return backend
 
-    def _setup(self, model, input_size: int, device: str, fp16: bool | None) -> None:
+    def _setup(self, model, input_size: int, device: str, fp16: bool | None, input_stride: int | None) -> None:
         torch = import_torch()
         if device not in ("cpu", "cuda"):
             raise BackendError(f"torch device must be 'cpu' or 'cuda', got {device!r}")
@@ -67,6 +70,7 @@ class TorchBackend(Backend):
         if self.fp16 and device != "cuda":
             raise BackendError("FP16 inference in torch needs CUDA: use fp16=False on the CPU")
         self._torch, self.device, self._input_size = torch, torch.device(device), input_size
+        self.input_stride = input_stride
         model = model.eval().to(self.device, memory_format=torch.channels_last)
         self._model = model.half() if self.fp16 else model
 
@@ -76,9 +80,7 @@ class TorchBackend(Backend):
 
     def infer(self, batch: np.ndarray) -> ModelOutputs:
         torch = self._torch
-        size = self._input_size
-        if batch.ndim != 4 or batch.shape[1:] != (1, size, size):
-            raise BackendError(f"expected a float32 [N, 1, {size}, {size}] batch, got {batch.shape}")
+        self.check_input(batch)
         with torch.inference_mode():
             image = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device, non_blocking=True)
             image = image.to(dtype=torch.float16 if self.fp16 else torch.float32, memory_format=torch.channels_last)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from edge_fetal.calibration import Letterbox, PixelSpacing, letterbox
+from edge_fetal.calibration import Letterbox, PixelSpacing
 from edge_fetal.runtime.analyse import decide_plane, measure_labels, preprocess
 from edge_fetal.runtime.backend import Backend, ModelOutputs
 from edge_fetal.stream.fusion import Fusion
@@ -47,7 +47,7 @@ class FrameProcessor:
         t0 = time.monotonic()
         mapping = self._mapping  # one read: offline, several inference workers share the cache
         if mapping is None or mapping.src_hw != frame.image.shape:
-            mapping = self._mapping = letterbox(frame.image.shape, self.backend.input_size)
+            mapping = self._mapping = self.backend.letterbox_for(frame.image.shape)
         batch = preprocess(frame.image, mapping)
         t1 = time.monotonic()
         outputs = self.backend.infer(batch)

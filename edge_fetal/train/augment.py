@@ -19,7 +19,7 @@ from edge_fetal.train.config import AugmentConfig
 class Augmenter:
     """`augmenter(image, label, rng) -> (image, label)`.
 
-    image: uint8 [S,S] B-mode frame; label: uint8 [S,S] class ids (0 background); rng: a numpy
+    image: uint8 [H,W] B-mode frame; label: uint8 [H,W] class ids (0 background); rng: a numpy
     Generator (the caller owns the seeding). Returns new arrays of the same shape and dtype; the
     output labels are a subset of the input labels plus 0 (background enters at the borders).
     """

@@ -55,10 +55,10 @@ class TrainingData:
     description: dict
 
 
-def to_model(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Letterbox a frame and its label mask to `size`² (labels by half-coverage per class)."""
-    mapping = letterbox(image.shape[:2], size)
-    model_labels = np.zeros((size, size), np.uint8)
+def to_model(image: np.ndarray, labels: np.ndarray, box: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Letterbox a frame and its label mask into `box` (S or (H, W); labels by half-coverage per class)."""
+    mapping = letterbox(image.shape[:2], box)
+    model_labels = np.zeros(mapping.model_hw, np.uint8)
     for label in np.unique(labels):
         if label:
             covered = mapping.to_model((labels == label).astype(np.float32)) >= 0.5
@@ -75,7 +75,7 @@ def build_training_data(cfg: DataConfig) -> TrainingData:
     items = read_hc18(csv_path, hc18_dir / "training_set")
     train_items, val_items = subject_split(items, cfg.hc18_val_fraction, cfg.split_seed)
     rows = _Rows()
-    _add_hc18(rows, train_items, val_items, cfg.image_size)
+    _add_hc18(rows, train_items, val_items, cfg.input_box)
     _add_simulated(rows, cfg)
     _add_pasted(rows, train_items, val_items, cfg)
 
@@ -99,10 +99,10 @@ def build_training_data(cfg: DataConfig) -> TrainingData:
     return TrainingData(dataset, train_rows, np.flatnonzero(is_val), description)
 
 
-def _add_hc18(rows: _Rows, train_items: list[HC18Item], val_items: list[HC18Item], size: int) -> None:
+def _add_hc18(rows: _Rows, train_items: list[HC18Item], val_items: list[HC18Item], box: tuple[int, int]) -> None:
     tagged = [(item, False) for item in train_items] + [(item, True) for item in val_items]
     for item, is_val in progress(tagged, total=len(tagged), label="HC18 frames"):
-        image, labels = to_model(load_image(item.image_path), head_mask(item).astype(np.uint8), size)
+        image, labels = to_model(load_image(item.image_path), head_mask(item).astype(np.uint8), box)
         rows.add(image, labels, "head", f"hc18:{item.subject}", is_val, is_real_head=True)
 
 
@@ -114,7 +114,7 @@ def _add_simulated(rows: _Rows, cfg: DataConfig) -> None:
         for _ in range(count):
             seed += 1
             frame = render_frame(plane, seed, scanner_overlay=bool(seed % 2))
-            image, labels = to_model(frame.image, frame.mask, cfg.image_size)
+            image, labels = to_model(frame.image, frame.mask, cfg.input_box)
             rows.add(image, labels, plane, f"sim:{seed}", is_val)
 
 
@@ -131,5 +131,5 @@ def _add_pasted(rows: _Rows, train_items: list[HC18Item], val_items: list[HC18It
                     frame = paste_on_background(background, plane, seed, mm_per_px=item.mm_per_px, exclude=head_mask(item))
                 except ValueError:
                     continue  # no placement fits this background's fan: skip it
-                image, labels = to_model(frame.image, frame.mask, cfg.image_size)
+                image, labels = to_model(frame.image, frame.mask, cfg.input_box)
                 rows.add(image, labels, plane, f"hc18:{item.subject}", is_val)

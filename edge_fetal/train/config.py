@@ -24,6 +24,10 @@ from typing import Any
 @dataclass(frozen=True)
 class DataConfig:
     image_size: int = 256
+    # The training input (H, W); () = image_size² (a square letterbox). The fitted box of the
+    # 800x540 frames of HC18 and the simulator, (176, 256), trains the network on what the engine
+    # feeds it when the model takes any multiple of its stride (no padding rows).
+    input_hw: tuple[int, ...] = ()
     val_fraction: float = 0.15  # used when the caller gives no explicit split
     batch_size: int = 16
     # Real frames: HC18, split by pregnancy (NNN) so no subject is on both sides.
@@ -38,6 +42,12 @@ class DataConfig:
     pasted_train: tuple[int, int, int] = (100, 100, 100)
     pasted_val: tuple[int, int, int] = (20, 20, 20)
     sim_seed: int = 1
+
+    @property
+    def input_box(self) -> tuple[int, int]:
+        """The (H, W) every training frame is letterboxed into."""
+        size = self.image_size
+        return (self.input_hw[0], self.input_hw[1]) if self.input_hw else (size, size)
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,9 @@ class RunConfig:
     autocast: str = "auto"  # "auto" | "bf16" | "off"
     log_every: int = 20  # steps between progress lines
     deterministic: bool = True
+    # A checkpoint whose model weights start this run (a fine-tuning stage); "" starts from the
+    # seeded random initialisation. Its [model] section must equal this config's.
+    init_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.data.batch_size < 1 or self.data.image_size < 16:
             raise ValueError("data.batch_size must be >= 1 and data.image_size >= 16")
+        if self.data.input_hw and (len(self.data.input_hw) != 2 or min(self.data.input_hw) < 16):
+            raise ValueError(f"data.input_hw must be [H, W] with both >= 16, got {list(self.data.input_hw)}")
         if not 0.0 <= self.data.val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
         if self.optim.schedule not in ("onecycle", "cosine"):

@@ -1,7 +1,7 @@
 """In-memory training data: arrays in, augmented torch samples out, plus a leak-free split.
 
 The caller (HC18 reader + simulator, assembled in `build_data.py`) fills four arrays:
-images uint8 [N,S,S], labels uint8 [N,S,S] (0 background, 1 head, 2 abdomen, 3 femur),
+images uint8 [N,H,W], labels uint8 [N,H,W] (0 background, 1 head, 2 abdomen, 3 femur),
 has_mask bool [N] (False: the label array is ignored), plane int64 [N] (0 head, 1 abdomen,
 2 femur, 3 other); optionally groups int64 [N] (e.g. HC18 patient id) so that a split never puts
 frames of one subject on both sides.
@@ -21,7 +21,7 @@ Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarr
 class ArrayDataset(Dataset):
     """Rows `indices` of the arrays (all rows by default); `augmenter` applied on the fly.
 
-    `dataset[i]` → dict: image float32 [1,S,S] in [0,1], label int64 [S,S], has_mask bool,
+    `dataset[i]` → dict: image float32 [1,H,W] in [0,1], label int64 [H,W], has_mask bool,
     plane int64. Augmentation randomness comes from (seed, epoch, row): reproducible, independent
     of the order of access, and resumable; call `set_epoch` at the start of each epoch.
     """
@@ -39,8 +39,8 @@ class ArrayDataset(Dataset):
         seed: int = 0,
     ):
         n = len(images)
-        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1] != images.shape[2]:
-            raise ValueError(f"images must be uint8 [N,S,S], got {images.dtype} {images.shape}")
+        if images.dtype != np.uint8 or images.ndim != 3:
+            raise ValueError(f"images must be uint8 [N,H,W], got {images.dtype} {images.shape}")
         if labels.dtype != np.uint8 or labels.shape != images.shape:
             raise ValueError(f"labels must be uint8 {images.shape}, got {labels.dtype} {labels.shape}")
         if has_mask.dtype != np.bool_ or has_mask.shape != (n,):

@@ -26,23 +26,29 @@ def test_int8_is_kept_when_faster_and_accurate_enough():
 
 
 def test_quantised_shipped_model_keeps_the_contract_and_its_answers(tmp_path):
-    """Calibrated on bundled real frames, INT8 labels agree with fp32 on almost every pixel."""
-    ort = pytest.importorskip("onnxruntime")
+    """Calibrated on bundled real frames, INT8 labels agree with fp32 on almost every pixel, and the
+    copy keeps the float model's input geometry (the quantiser drops the metadata that holds it)."""
+    pytest.importorskip("onnxruntime")
     from edge_fetal.calibration import letterbox
     from edge_fetal.data.hc18 import load_image
     from edge_fetal.demo import bundled_hc18_dir
     from edge_fetal.engines import default_model_path
     from edge_fetal.runtime.analyse import preprocess
+    from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
     from export.int8 import quantise_int8
 
     frames = [load_image(path) for path in sorted(bundled_hc18_dir().glob("*HC.png"))]
-    out = quantise_int8(default_model_path(), tmp_path / "int8.onnx", frames[:4], size=256)
-    batch = np.concatenate([preprocess(frame, letterbox(frame.shape, 256)) for frame in frames[4:]])
-    float_labels, float_logits = ort.InferenceSession(str(default_model_path()), providers=["CPUExecutionProvider"]).run(None, {"image": batch})
-    labels, logits = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"image": batch})
-    assert labels.dtype == np.uint8 and logits.dtype == np.float32 and labels.shape == float_labels.shape
-    assert np.mean(labels == float_labels) > 0.98
-    assert np.array_equal(np.argmax(logits, 1), np.argmax(float_logits, 1))
+    out = quantise_int8(default_model_path(), tmp_path / "int8.onnx", frames[:4])
+    cpu = ["CPUExecutionProvider"]
+    with OnnxRuntimeBackend(default_model_path(), cpu, threads=1) as fp32, OnnxRuntimeBackend(out, cpu, threads=1) as int8:
+        assert (int8.input_size, int8.input_stride) == (fp32.input_size, fp32.input_stride)
+        box = fp32.letterbox_for(frames[4].shape).model_hw
+        batch = np.concatenate([preprocess(frame, letterbox(frame.shape, box)) for frame in frames[4:]])
+        expected, got = fp32.infer(batch), int8.infer(batch)
+    assert got.seg_labels.dtype == np.uint8 and got.plane_logits.dtype == np.float32
+    assert got.seg_labels.shape == expected.seg_labels.shape
+    assert np.mean(got.seg_labels == expected.seg_labels) > 0.98
+    assert np.array_equal(np.argmax(got.plane_logits, 1), np.argmax(expected.plane_logits, 1))
 
 
 def test_int8_timing_calls_every_variant_once_a_round():

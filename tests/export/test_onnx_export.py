@@ -28,8 +28,34 @@ def test_graph_follows_the_contract(which, tiny_onnx):
     inputs, outputs, elem = contract_of(path)
     (dtype, shape), = inputs.values()
     assert list(inputs) == ["image"] and dtype == elem.FLOAT
-    assert isinstance(shape[0], str) and shape[1] == 1 and shape[2] == shape[3]  # dynamic batch, square grey
+    assert isinstance(shape[0], str) and shape[1] == 1  # dynamic batch, grey
+    metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    if isinstance(shape[2], str):  # fitted boxes: symbolic H, W and the geometry in the metadata
+        assert isinstance(shape[3], str) and int(metadata["input_size"]) % int(metadata["input_stride"]) == 0
+    else:
+        assert shape[2] == shape[3] and "input_stride" not in metadata  # a fixed square
     assert outputs == {"seg_labels": elem.UINT8, "plane_logits": elem.FLOAT}
+
+
+def test_export_of_a_fitted_box_checkpoint_writes_its_geometry(tiny_model, tmp_path):
+    torch = pytest.importorskip("torch")
+    import json
+
+    from edge_fetal.cli import main
+    from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    model, _ = tiny_model
+    checkpoint = tmp_path / "fitted.pt"
+    torch.save({"config": {"model": {"widths": [4, 8, 16, 32, 64]}, "data": {"image_size": 64, "input_hw": [48, 64]}},
+                "model": model.state_dict(), "epoch": 1}, checkpoint)
+    out = tmp_path / "fitted.onnx"
+    assert main(["export", "onnx", "--checkpoint", str(checkpoint), "--out", str(out), "--parity-frames", "2"]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    geometry = manifest["model"]["input"]
+    assert geometry["shape"] == ["N", 1, "H", "W"] and geometry["size"] == 64 and geometry["stride"] == 16
+    assert manifest["model"]["gflops_input_hw"] == [48, 64]
+    with OnnxRuntimeBackend(out, providers=["CPUExecutionProvider"], threads=1) as backend:
+        assert backend.letterbox_for((540, 800)).model_hw == (48, 64)
 
 
 def test_dynamic_batch_runs_and_keeps_each_frame_independent(tiny_onnx, frames):

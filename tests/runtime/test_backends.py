@@ -207,3 +207,59 @@ def test_onnxruntime_threads_sleep_between_calls(ort_cpu):
 
     with OnnxRuntimeBackend(ort_cpu, providers=["CPUExecutionProvider"]) as backend:
         assert backend._session.get_session_options().get_session_config_entry(SPINNING_KEY) == "0"
+
+
+# --- Fitted boxes: a model exported with symbolic H, W takes each source's smallest input ----
+
+@pytest.fixture(scope="module")
+def fitted_onnx(tiny_model, tmp_path_factory):
+    pytest.importorskip("onnx")
+    from export.onnx_export import export_onnx
+
+    return export_onnx(tiny_model[0], tmp_path_factory.mktemp("fitted") / "fitted.onnx", SIZE, input_stride=16)
+
+
+def test_a_fitted_box_model_runs_the_box_of_each_source(fitted_onnx, tiny_model):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    with OnnxRuntimeBackend(fitted_onnx, providers=["CPUExecutionProvider"], threads=1) as backend:
+        assert (backend.input_size, backend.input_stride) == (SIZE, 16)
+        assert backend.letterbox_for((540, 800)).model_hw == (48, 64)  # not 64x64: no padding rows
+        assert backend.letterbox_for((800, 540)).model_hw == (64, 48)
+        batch = np.random.default_rng(1).random((2, 1, 48, 64), dtype=np.float32)
+        outputs = backend.infer(batch)
+        with torch.no_grad():
+            expected = tiny_model[0](torch.from_numpy(batch))[0].argmax(dim=1).numpy()
+        assert outputs.seg_labels.shape == (2, 48, 64)
+        assert (outputs.seg_labels == expected).mean() >= 0.999
+        with pytest.raises(BackendError, match="multiples of 16"):
+            backend.infer(np.zeros((1, 1, 40, 64), np.float32))
+        with pytest.raises(BackendError, match="up to 64"):
+            backend.infer(np.zeros((1, 1, 48, 80), np.float32))
+
+
+def test_a_square_model_refuses_a_fitted_box(ort_cpu):
+    with OnnxRuntimeBackend(ort_cpu, providers=["CPUExecutionProvider"], threads=1) as backend:
+        assert backend.input_stride is None and backend.letterbox_for((540, 800)).model_hw == (SIZE, SIZE)
+        with pytest.raises(BackendError, match=r"\[N, 1, 64, 64\]"):
+            backend.infer(np.zeros((1, 1, 48, 64), np.float32))
+
+
+def test_symbolic_input_without_its_geometry_is_refused(fitted_onnx, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    graph = onnx.load(str(fitted_onnx))
+    kept = [p for p in graph.metadata_props if not p.key.startswith("input_")]
+    del graph.metadata_props[:]
+    graph.metadata_props.extend(kept)
+    stripped = tmp_path / "stripped.onnx"
+    onnx.save(graph, str(stripped))
+    with pytest.raises(BackendError, match="input_size / input_stride"):
+        OnnxRuntimeBackend(stripped, providers=["CPUExecutionProvider"], threads=1)
+
+
+def test_torch_backend_takes_fitted_boxes_only_when_told(tiny_model):
+    pytest.importorskip("torch")
+    batch = np.zeros((1, 1, 48, 64), np.float32)
+    assert TorchBackend.from_model(tiny_model[0], SIZE, input_stride=16).infer(batch).seg_labels.shape == (1, 48, 64)
+    with pytest.raises(BackendError, match=r"\[N, 1, 64, 64\]"):
+        TorchBackend.from_model(tiny_model[0], SIZE).infer(batch)
