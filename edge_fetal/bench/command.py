@@ -65,7 +65,7 @@ def summary_lines(doc: dict) -> list[str]:
     shares = (e2e.get("pipeline") or {}).get("work_shares") or {}
     if shares.get("critical_path") is not None:
         lines.append(f"work outside the model: {100 * shares['critical_path']:.0f} % of the engine's stages, "
-                     f"{100 * shares['all_work']:.0f} % with rendering")
+                     f"{100 * (shares.get('with_drawing') or 0):.0f} % with drawing, {100 * shares['all_work']:.0f} % with drawing + mp4")
     engine = doc["memory"].get("engine_process") or {}
     lines.append(f"peak {doc['peak']['gflops']} GFLOP/s; peak RSS: engine process "
                  + (f"{engine['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in engine else "not measured")

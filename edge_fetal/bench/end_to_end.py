@@ -88,6 +88,7 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
     pipe_wall = pipe_frames = 0.0
     stages: dict[str, list[float]] = {s: [] for s in ENGINE_STAGES}
     sink_p50: list[float] = []
+    draw_p50: list[float] = []
     live: dict[str, list] = {"capture_to_result": [], "processing": [], "dropped": [], "frames": []}
     for r in range(rounds):
         order = ("pipeline", "naive", "live") if r % 2 == 0 else ("live", "naive", "pipeline")
@@ -102,8 +103,9 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
                 pipe_frames += result["frames"]
                 for stage, values in result["stages"].items():
                     stages[stage] += values
-                if result["report"]["latency_ms"]["sink"]["p50_ms"] is not None:
-                    sink_p50.append(result["report"]["latency_ms"]["sink"]["p50_ms"])
+                for part, p50s in (("sink", sink_p50), ("draw", draw_p50)):
+                    if result["report"]["latency_ms"][part]["p50_ms"] is not None:
+                        p50s.append(result["report"]["latency_ms"][part]["p50_ms"])
             elif which == "live":
                 result = run_pipeline(images, spacings, backend, run_dir, live_fps=LIVE_FPS)
                 for key in ("capture_to_result", "processing"):
@@ -130,7 +132,7 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
                  "processing": latency_stats(live["processing"])},
         "naive": None, "ratio": None,
     }
-    section["pipeline"]["work_shares"] = work_shares(stages, sink_p50)
+    section["pipeline"]["work_shares"] = work_shares(stages, sink_p50, draw_p50)
     if naive.result_ms:
         frames_per_s = round(len(naive.result_ms) / naive.wall_s, 2)
         section["naive"] = {"frames_per_s": frames_per_s, "capture_to_result": latency_stats(naive.result_ms),
@@ -145,20 +147,23 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
     return section
 
 
-def work_shares(stages: dict[str, list[float]], render_p50_ms: list[float]) -> dict:
+def work_shares(stages: dict[str, list[float]], render_p50_ms: list[float], draw_p50_ms: list[float] = ()) -> dict:
     """How the engine's per-frame work splits between the model and the rest (grab excluded: the
     benchmark frames are in memory). `critical_path`: of preprocess + infer + measure + fuse, the
-    part outside the model; `all_work`: the same with the render thread's drawing and mp4 encoding
-    added, which runs beside the next frame's inference on the same cores. With one single-threaded
-    model call per worker (offline), every stage runs on one core, so these are shares of CPU time."""
+    part outside the model; `with_drawing`: the same with the render thread drawing the overlay;
+    `all_work`: with its whole time, drawing and mp4 encoding. The render thread runs beside the
+    next frame's inference on the same cores. With one single-threaded model call per worker
+    (offline), every stage runs on one core, so these are shares of CPU time."""
     mean = {stage: float(np.mean(values)) if values else 0.0 for stage, values in stages.items()}
     engine = sum(mean.values())
     render = float(np.median(render_p50_ms)) if render_p50_ms else 0.0
+    draw = float(np.median(draw_p50_ms)) if len(draw_p50_ms) else 0.0
     if engine <= 0:
-        return {"critical_path": None, "all_work": None}
+        return {"critical_path": None, "with_drawing": None, "all_work": None}
     outside = engine - mean["infer"]
-    return {"critical_path": round(outside / engine, 3), "all_work": round((outside + render) / (engine + render), 3),
-            "mean_ms": {**{k: round(v, 3) for k, v in mean.items()}, "render_p50": round(render, 3)}}
+    return {"critical_path": round(outside / engine, 3), "with_drawing": round((outside + draw) / (engine + draw), 3),
+            "all_work": round((outside + render) / (engine + render), 3),
+            "mean_ms": {**{k: round(v, 3) for k, v in mean.items()}, "render_p50": round(render, 3), "draw_p50": round(draw, 3)}}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -54,7 +54,8 @@ def end_to_end_table(section: dict) -> list[str]:
     shares = section["pipeline"].get("work_shares") or {}
     if shares.get("critical_path") is not None:
         lines += ["", f"Work outside the model (mean per frame): {100 * shares['critical_path']:.0f} % of preprocess + infer + "
-                      f"measure + fuse; {100 * shares['all_work']:.0f} % with the render thread's drawing and mp4 encoding."]
+                      f"measure + fuse; {_share(shares, 'with_drawing')} with the render thread drawing the overlay; "
+                      f"{100 * shares['all_work']:.0f} % with its drawing and mp4 encoding."]
     ratio = section.get("ratio")
     if ratio:
         pipe, naive = section["pipeline"], section["naive"]
@@ -136,3 +137,8 @@ def _fitted(model: dict) -> str:
         return ""
     return (f" (the fitted box of an 800x540 frame: long side {model['input_size']}, short side padded to a "
             f"multiple of {model['input_stride']} only)")
+
+
+def _share(shares: dict, key: str) -> str:
+    value = shares.get(key)
+    return "n/a" if value is None else f"{100 * value:.0f} %"

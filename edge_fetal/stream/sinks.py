@@ -5,7 +5,8 @@ the record to the render thread through a bounded queue (`SinkConfig.queue_size`
 overlay → window → mp4 → best-frame PNGs. When the queue is full, offline runs wait (nothing is
 lost), realtime runs skip rendering that frame and count it (`renders_dropped`), except a frame
 that is a new best frame, which is always rendered. `close()` drains the queue and finalises the
-mp4; it is safe to call twice. The render thread's time per frame is the "sink" stage latency.
+mp4; it is safe to call twice. The render thread's time per frame is the "sink" stage latency;
+"draw" (the overlay) and "video_write" (the mp4 encoder) are its parts.
 """
 
 from __future__ import annotations
@@ -77,10 +78,13 @@ class Sinks:
             started = time.monotonic()
             try:
                 image = draw_overlay(record)
+                self.latency.add("draw", (time.monotonic() - started) * 1000.0)
                 if self.display is not None and not self.display.show(image) and self.on_quit is not None:
                     self.on_quit()
                 if self.video is not None:
+                    writing = time.monotonic()
                     self.video.write(image)
+                    self.latency.add("video_write", (time.monotonic() - writing) * 1000.0)
                 if self.best is not None:
                     self.best.offer(record.state, image)
                 self.rendered += 1

@@ -14,7 +14,9 @@ import numpy as np
 
 log = logging.getLogger("edge_fetal.stream")
 
-STAGES = ("grab_wait", "preprocess", "infer", "measure", "fuse", "sink", "end_to_end")
+# "sink" is the render thread's whole time per frame; "draw" (the overlay) and "video_write" (mp4
+# encoding) are its two parts that cost CPU time.
+STAGES = ("grab_wait", "preprocess", "infer", "measure", "fuse", "sink", "draw", "video_write", "end_to_end")
 
 
 class ProblemCounter:

@@ -63,7 +63,7 @@ def test_offline_file_run_processes_every_frame_and_writes_everything(tmp_path, 
     assert (tmp_path / hc["best_frame"]["image"]).is_file() and (tmp_path / ac["best_frame"]["image"]).is_file()
     assert report["ga"]["formula"] == "Hadlock 1984 (HC)" and report["efw"] is None
     assert report["calibration"]["source"] == "test spacing"
-    for stage in ("grab_wait", "preprocess", "infer", "measure", "fuse", "sink", "end_to_end"):
+    for stage in ("grab_wait", "preprocess", "infer", "measure", "fuse", "sink", "draw", "video_write", "end_to_end"):
         assert report["latency_ms"][stage]["count"] > 0 and report["latency_ms"][stage]["p99_ms"] is not None
 
     lines = events(tmp_path)
