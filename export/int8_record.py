@@ -56,15 +56,15 @@ def main(argv: list[str] | None = None) -> int:
                         validation_subjects(load_manifest(Path(args.onnx))))
     simulated = biometry_samples(args.sim_csv, Path(args.sim_csv).parent)
     backends = {"fp32": OnnxRuntimeBackend(args.onnx), "int8": OnnxRuntimeBackend(args.int8)}
-    size = backends["fp32"].input_size
-    batch = np.random.default_rng(0).random((1, 1, size, size), dtype=np.float32)
+    box = backends["fp32"].letterbox_for((540, 800)).model_hw  # what an 800x540 frame is fed as
+    batch = np.random.default_rng(0).random((1, 1, *box), dtype=np.float32)
     p50 = interleaved_p50_ms(backends, batch, args.runs)
     real_figures = {name: _figures(real, b) for name, b in backends.items()}
     sim_figures = {name: _figures(simulated, b) for name, b in backends.items()}
     ship, reason = int8_verdict(real_figures["fp32"], real_figures["int8"], p50["fp32"], p50["int8"])
     record = {
         "shipped": ship, "date": datetime.date.today().isoformat(), "reason": reason,
-        "timing": {"runtime": "ONNX Runtime CPU", "threads": physical_cores(), "batch": 1, "input": size,
+        "timing": {"runtime": "ONNX Runtime CPU", "threads": physical_cores(), "batch": 1, "input_hw": list(box),
                    "interleaved_runs": args.runs, "p50_ms": {k: round(v, 2) for k, v in p50.items()}},
         "accuracy": {"hc18_validation": real_figures, "simulated_test": sim_figures,
                      "simulated_test_csv": args.sim_csv},

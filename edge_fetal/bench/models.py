@@ -165,11 +165,18 @@ def label_agreement(network, onnx_path: Path, batch) -> float:
 
 
 def onnx_at_size(source: Path, out_path: Path, box: tuple[int, int]) -> Path:
-    """The same graph and weights declared for `[N, 1, H, W]` input (and `[N, H, W]` labels)."""
+    """The same graph and weights for `[N, 1, H, W]` input (and `[N, H, W]` labels): a square model
+    gets those declared shapes; a fitted-box model keeps its symbolic ones and gets long side
+    max(H, W) in its metadata, so that it takes the fitted boxes of that size."""
     import onnx
 
     height, width = box
     graph = onnx.load(str(source))
+    geometry = {prop.key: prop for prop in graph.metadata_props}
+    if "input_stride" in geometry:
+        geometry["input_size"].value = str(max(height, width))
+        onnx.save(graph, str(out_path))
+        return out_path
     dims = graph.graph.input[0].type.tensor_type.shape.dim
     dims[2].dim_value, dims[3].dim_value = height, width
     for output in graph.graph.output:

@@ -141,13 +141,28 @@ def test_onnx_at_size_runs_the_same_weights_at_another_size(tiny_model, tiny_onn
 
     model, _ = tiny_model
     batch = np.random.default_rng(1).random((2, 1, 96, 96), dtype=np.float32)
-    with OnnxRuntimeBackend(onnx_at_size(tiny_onnx, tmp_path / "at96.onnx", 96), ["CPUExecutionProvider"], threads=1) as session:
+    with OnnxRuntimeBackend(onnx_at_size(tiny_onnx, tmp_path / "at96.onnx", (96, 96)), ["CPUExecutionProvider"], threads=1) as session:
         assert session.input_size == 96
         outputs = session.infer(batch)
     with torch.inference_mode():
         seg_logits, plane_logits = model(torch.from_numpy(batch))
     assert np.mean(outputs.seg_labels == seg_logits.argmax(dim=1).numpy()) > 0.999
     np.testing.assert_allclose(outputs.plane_logits, plane_logits.numpy(), atol=1e-4)
+
+
+def test_onnx_at_size_gives_a_fitted_box_model_another_long_side(tiny_model, tmp_path):
+    pytest.importorskip("torch")
+    from edge_fetal.bench.models import model_box, onnx_at_size
+    from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from export.onnx_export import export_onnx
+
+    fitted = export_onnx(tiny_model[0], tmp_path / "fitted.onnx", 64, input_stride=16)
+    box = model_box(96, 16)
+    assert box == (80, 96)  # the fitted box of an 800x540 frame at long side 96
+    with OnnxRuntimeBackend(onnx_at_size(fitted, tmp_path / "at96.onnx", box), ["CPUExecutionProvider"], threads=1) as session:
+        assert (session.input_size, session.input_stride) == (96, 16)
+        assert session.letterbox_for((540, 800)).model_hw == box
+        assert session.infer(np.zeros((1, 1, *box), np.float32)).seg_labels.shape == (1, *box)
 
 
 def test_checkpoint_named_by_the_manifest_is_used_only_when_it_matches_the_onnx(tiny_model, tiny_onnx, frames, tmp_path):
