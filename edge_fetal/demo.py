@@ -21,7 +21,11 @@ from edge_fetal.data.hc18 import load_image
 from edge_fetal.data.simulator import render_sweep
 
 ATTRIBUTION = "Real head frame: HC18 (van den Heuvel et al. 2018, PLoS ONE 13(8): e0200412), CC BY 4.0"
-DEMO_HEAD = "746_2HC.png"
+# A mid-pregnancy head clear of the image border. 746_2HC, the first choice, has its head 3 px
+# from the bottom edge: the fitted-box model reads it as touching the border and withholds it.
+# Of the other bundled frames, 278_HC is the one both that model and the one before measure
+# under the demo's hand motion within 0.4 % (490_HC fails the shape-quality gate with either).
+DEMO_HEAD = "278_HC.png"
 FPS = 25.0
 HEAD_FRAMES = 40
 SIM_SEGMENTS = (("other", 10), ("abdomen", 40), ("other", 10), ("femur", 40))

@@ -15,8 +15,8 @@ from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from edge_fetal.stills import measure_still
 
 ASSETS = Path(__file__).resolve().parents[1] / "edge_fetal" / "assets" / "hc18"
-HEAD = ASSETS / "746_2HC.png"
-TRUE_HC_MM = 278.4  # the HC18 expert's value for this frame (hc18_examples.csv)
+HEAD = ASSETS / "278_HC.png"
+TRUE_HC_MM = 178.0  # the HC18 expert's value for this frame (hc18_examples.csv)
 
 
 @pytest.fixture(scope="module")
