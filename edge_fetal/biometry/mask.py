@@ -93,13 +93,11 @@ def boundary_points(component: MainComponent) -> np.ndarray:
     Returns float32 `[K, 2]` (x, y). For a mask rasterised with the pixel-centre convention
     these points scatter symmetrically about the true outline.
     """
-    height, width = component.mask.shape
+    # a frame of "inside" around the mask: neighbours beyond the image never count as outside
+    framed = np.pad(component.mask, 1, constant_values=True)
+    xs, ys = component.border_xy[:, 0] + 1, component.border_xy[:, 1] + 1
     points = []
-    for step in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        neighbour = component.border_xy + step
-        inside_image = ((neighbour[:, 0] >= 0) & (neighbour[:, 0] < width)
-                        & (neighbour[:, 1] >= 0) & (neighbour[:, 1] < height))
-        candidates, neighbour = component.border_xy[inside_image], neighbour[inside_image]
-        outside = ~component.mask[neighbour[:, 1], neighbour[:, 0]]
-        points.append(candidates[outside] + 0.5 * np.array(step))
+    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        outside = ~framed[ys + dy, xs + dx]
+        points.append(component.border_xy[outside] + (0.5 * dx, 0.5 * dy))
     return np.concatenate(points).astype(np.float32)

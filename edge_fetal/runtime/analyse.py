@@ -51,17 +51,18 @@ def structure_crop_in_source(labels_model: np.ndarray, label: int, mapping: Lett
     height, width = mapping.src_hw
     content_h, content_w = mapping.content_hw
     region = (labels_model[mapping.pad_y : mapping.pad_y + content_h, mapping.pad_x : mapping.pad_x + content_w] == label)
-    ys, xs = np.nonzero(region)
-    if len(xs) == 0:
+    inside = region.view(np.uint8)
+    left, top, box_w, box_h = cv2.boundingRect(inside)
+    if box_w == 0:
         return SourceCrop(np.zeros((3, 3), bool), 0, 0)
     scale_x, scale_y = content_w / width, content_h / height
-    x0 = max(int((xs.min() - margin_model_px + 0.5) / scale_x - 0.5), 0)
-    x1 = min(int((xs.max() + margin_model_px + 0.5) / scale_x + 0.5) + 1, width)
-    y0 = max(int((ys.min() - margin_model_px + 0.5) / scale_y - 0.5), 0)
-    y1 = min(int((ys.max() + margin_model_px + 0.5) / scale_y + 0.5) + 1, height)
+    x0 = max(int((left - margin_model_px + 0.5) / scale_x - 0.5), 0)
+    x1 = min(int((left + box_w - 1 + margin_model_px + 0.5) / scale_x + 0.5) + 1, width)
+    y0 = max(int((top - margin_model_px + 0.5) / scale_y - 0.5), 0)
+    y1 = min(int((top + box_h - 1 + margin_model_px + 0.5) / scale_y + 0.5) + 1, height)
     # source pixel x ↔ content coordinate scale_x * (x + 0.5) - 0.5, as cv2.resize maps it
     to_content = np.array([[scale_x, 0.0, scale_x * (x0 + 0.5) - 0.5], [0.0, scale_y, scale_y * (y0 + 0.5) - 0.5]])
-    upsampled = cv2.warpAffine(region.astype(np.float32), to_content, (x1 - x0, y1 - y0),
+    upsampled = cv2.warpAffine(inside.astype(np.float32), to_content, (x1 - x0, y1 - y0),
                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     return SourceCrop(upsampled >= 0.5, x0, y0)
 
