@@ -205,7 +205,7 @@ def _run(opts: BenchOptions, log: Callable[[str], None]) -> dict:
             for variant in dict.fromkeys(variants + [v for axis in scaling.values() for v in axis.values()]):
                 variant.close()
     doc = schema.result_document(
-        "edge-fetal bench", machine, model.describe(), model.input_size, list(rows.values()), notes,
+        "edge-fetal bench", machine, model.describe(), model.box(model.input_size), list(rows.values()), notes,
         settings={**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()
                      if k not in ("plot", "latest", "show_progress", "engine_rss")}, "frames": describe(frames)},
         peak={**peak, "all": peaks},

@@ -90,11 +90,13 @@ def machine_slug(machine: dict) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:48] or "machine"
 
 
-def result_document(tool: str, machine: dict, model: dict | str, input_size: int, rows: list[dict],
+def result_document(tool: str, machine: dict, model: dict | str, input_size: int | tuple[int, int], rows: list[dict],
                     notes: list[str], **sections) -> dict:
-    """The shared top level; `sections` (settings, scaling, end_to_end, ...) follow `rows`."""
+    """The shared top level; `sections` (settings, scaling, end_to_end, ...) follow `rows`.
+    input_size: S for an S² input, or the (H, W) box timed."""
+    height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
     return {"schema": SCHEMA, "tool": tool, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "machine": machine, "model": model, "input": [1, input_size, input_size], "rows": rows, **sections,
+            "machine": machine, "model": model, "input": [1, height, width], "rows": rows, **sections,
             "notes": notes}
 
 
