@@ -100,11 +100,12 @@ def _probe(frames, model_path: Path):
     import numpy as np
 
     from edge_fetal.bench.frames import model_inputs
-    from edge_fetal.bench.models import model_box, onnx_input_geometry
+    from edge_fetal.bench.models import model_box
+    from edge_fetal.runtime.onnxruntime_backend import probe_geometry
 
     if not Path(model_path).is_file():
         return None  # load_model_under_test says so
-    return np.concatenate(model_inputs(frames[:1] + frames[-1:], model_box(*onnx_input_geometry(Path(model_path)))))
+    return np.concatenate(model_inputs(frames[:1] + frames[-1:], model_box(*probe_geometry(model_path))))
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import numpy as np
 
 from edge_fetal.engines import ENGINES_DIR, load_manifest
 from edge_fetal.errors import EdgeFetalError
+from edge_fetal.runtime.onnxruntime_backend import probe_geometry
 
 REPO = ENGINES_DIR.parent
 BENCH_SOURCE_HW = (540, 800)
@@ -77,20 +78,6 @@ def model_box(side: int, stride: int | None) -> tuple[int, int]:
     return (side, side) if stride is None else fitted_box(BENCH_SOURCE_HW, side, stride)
 
 
-def onnx_input_geometry(path: Path) -> tuple[int, int | None]:
-    """(S, stride) of an ONNX model's input, as the ONNX Runtime backend reads it (stride None: square)."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False)
-    dims = graph.graph.input[0].type.tensor_type.shape.dim
-    if dims[-1].dim_value and dims[-2].dim_value:
-        return int(dims[-1].dim_value), None
-    metadata = {prop.key: prop.value for prop in graph.metadata_props}
-    if "input_stride" in metadata:
-        return int(metadata["input_size"]), int(metadata["input_stride"])
-    return 256, None
-
-
 def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None = None, probe=None,
                           seed: int = 0) -> ModelUnderTest:
     """The ONNX model and a torch network for it: `checkpoint`; else the manifest's training run's
@@ -100,7 +87,7 @@ def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None =
     if not onnx_path.is_file():
         raise EdgeFetalError(f"no model at {onnx_path}: pass --model PATH to an exported ONNX file")
     manifest = load_manifest(onnx_path, required=False)
-    size, stride = onnx_input_geometry(onnx_path)
+    size, stride = probe_geometry(onnx_path)
     try:
         import torch
 

@@ -53,3 +53,17 @@ def test_building_without_tensorrt_is_one_clear_sentence(tmp_path):
         build_engine(tmp_path / "model.onnx", tmp_path / "model.engine")
     assert str(caught.value) == ("TensorRT is not installed here: build engines on the Jetson (JetPack ships it), "
                                  "see README 'Deploying on a Jetson'")
+
+
+def test_profile_varies_the_batch_of_a_square_model_and_the_box_of_a_fitted_one(tiny_model, tiny_onnx, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from export.onnx_export import export_onnx
+    from export.tensorrt_build import profile_shapes
+
+    square, stride = profile_shapes(tiny_onnx, (-1, 1, 64, 64), opt_batch=1, max_batch=4)
+    assert stride is None
+    assert square == {"min": (1, 1, 64, 64), "opt": (1, 1, 64, 64), "max": (4, 1, 64, 64)}
+    fitted_path = export_onnx(tiny_model[0], tmp_path / "fitted.onnx", 64, input_stride=16)
+    fitted, stride = profile_shapes(fitted_path, (-1, 1, -1, -1), opt_batch=2, max_batch=4)
+    assert stride == 16  # recorded in the engine manifest: the backend needs it to letterbox
+    assert fitted == {"min": (1, 1, 16, 16), "opt": (2, 1, 48, 64), "max": (4, 1, 64, 64)}
