@@ -124,8 +124,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.data.batch_size < 1 or self.data.image_size < 16:
             raise ValueError("data.batch_size must be >= 1 and data.image_size >= 16")
-        if self.data.input_hw and (len(self.data.input_hw) != 2 or min(self.data.input_hw) < 16):
-            raise ValueError(f"data.input_hw must be [H, W] with both >= 16, got {list(self.data.input_hw)}")
+        stride = 2 ** (len(self.model.widths) - 1)  # the network's size multiple
+        if self.data.input_hw and (len(self.data.input_hw) != 2 or any(v < stride or v % stride for v in self.data.input_hw)):
+            raise ValueError(f"data.input_hw must be [H, W], both multiples of the network's stride {stride}, "
+                             f"got {list(self.data.input_hw)}")
         if not 0.0 <= self.data.val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
         if self.optim.schedule not in ("onecycle", "cosine"):

@@ -255,6 +255,13 @@ def test_fine_tuning_refuses_another_architecture_or_a_missing_checkpoint(tmp_pa
         train(missing, data, split=SPLIT, log=lambda _: None)
 
 
+def test_config_refuses_an_input_box_off_the_network_stride():
+    with pytest.raises(ValueError, match="multiples of the network's stride 16"):
+        TrainConfig.from_dict({"data": {"input_hw": [170, 256]}})
+    assert TrainConfig.from_dict({"data": {"input_hw": [176, 256]}}).data.input_box == (176, 256)
+    assert TrainConfig.from_dict({}).data.input_box == (256, 256)
+
+
 def test_config_loads_toml_and_rejects_unknown_keys(tmp_path):
     good = tmp_path / "c.toml"
     good.write_text('[model]\nwidths = [8, 16]\n[optim]\nlr = 1\n[run]\nname = "x"\n')
