@@ -237,6 +237,7 @@ class FrameNumberBackend(Backend):
     def __init__(self, script, fakes):
         self.script, self.inner = script, fakes.ScriptedBackend(script)
         self.active = self.most_active = 0
+        self.opencv_threads: set[int] = set()
         self.lock = threading.Lock()
 
     @property
@@ -248,6 +249,7 @@ class FrameNumberBackend(Backend):
         with self.lock:
             self.active += 1
             self.most_active = max(self.most_active, self.active)
+            self.opencv_threads.add(cv2.getNumThreads())
         time.sleep(0.002 + 0.008 * ((frame * 7) % 5) / 4)  # uneven: a later frame can finish first
         with self.lock:
             self.active -= 1
@@ -270,6 +272,21 @@ def test_offline_workers_infer_side_by_side_and_results_stay_in_frame_order(tmp_
     assert [e["frame"] for e in lines] == list(range(40))
     assert [e["plane"] for e in lines] == [script(i) for i in range(40)]
     assert report["biometry"]["hc"]["locked"] and report["biometry"]["ac"]["value"] is not None
+
+
+def test_opencv_runs_single_threaded_only_while_workers_share_the_cores(tmp_path, fakes):
+    images = [np.full(fakes.SOURCE_HW, 10 + i, np.uint8) for i in range(8)]
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        parallel = FrameNumberBackend(lambda i: "head", fakes)
+        run_stream(source_of(images), parallel, config(inference_workers=2), tmp_path / "two")
+        single = FrameNumberBackend(lambda i: "head", fakes)
+        run_stream(source_of(images), single, config(inference_workers=1), tmp_path / "one")
+        assert parallel.opencv_threads == {1} and single.opencv_threads == {2}
+        assert cv2.getNumThreads() == 2  # restored after the run
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_a_backend_without_parallel_calls_gets_one_call_at_a_time(tmp_path, fakes):
