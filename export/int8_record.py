@@ -55,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     real = hc18_samples(hc18 / "training_set_pixel_size_and_HC.csv", hc18 / "training_set",
                         validation_subjects(load_manifest(Path(args.onnx))))
     simulated = biometry_samples(args.sim_csv, Path(args.sim_csv).parent)
-    backends = {"fp32": OnnxRuntimeBackend(args.onnx), "int8": OnnxRuntimeBackend(args.int8)}
-    box = backends["fp32"].letterbox_for((540, 800)).model_hw  # what an 800x540 frame is fed as
-    batch = np.random.default_rng(0).random((1, 1, *box), dtype=np.float32)
-    p50 = interleaved_p50_ms(backends, batch, args.runs)
-    real_figures = {name: _figures(real, b) for name, b in backends.items()}
-    sim_figures = {name: _figures(simulated, b) for name, b in backends.items()}
+    with OnnxRuntimeBackend(args.onnx) as fp32, OnnxRuntimeBackend(args.int8) as int8:
+        backends = {"fp32": fp32, "int8": int8}
+        box = fp32.letterbox_for((540, 800)).model_hw  # what an 800x540 frame is fed as
+        batch = np.random.default_rng(0).random((1, 1, *box), dtype=np.float32)
+        p50 = interleaved_p50_ms(backends, batch, args.runs)
+        real_figures = {name: _figures(real, b) for name, b in backends.items()}
+        sim_figures = {name: _figures(simulated, b) for name, b in backends.items()}
     ship, reason = int8_verdict(real_figures["fp32"], real_figures["int8"], p50["fp32"], p50["int8"])
     record = {
         "shipped": ship, "date": datetime.date.today().isoformat(), "reason": reason,

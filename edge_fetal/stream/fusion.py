@@ -109,6 +109,7 @@ class _Track:
         self._values = np.zeros(0)
         self._limits = (-math.inf, math.inf)
         self._estimate: FusedBiometry | None = None
+        self._estimate_known = False  # "no estimate yet" (None) is a result too: worked out once per sample
 
     def add(self, sample: Sample, unit: str) -> bool:
         """Add one sample; True when it becomes the segment's best frame."""
@@ -118,7 +119,7 @@ class _Track:
         self.samples.append(sample)
         self._values = np.fromiter((s.value for s in self.samples), dtype=np.float64, count=len(self.samples))
         self._limits = low, high = self._band(self._values)
-        self._estimate = None
+        self._estimate_known = False
         if not low <= sample.value <= high:
             return False
         if self.best is None or sample.score > self.best.score or not low <= self.best.value <= high \
@@ -134,8 +135,8 @@ class _Track:
         return median - self.config.outlier_mads * sd, median + self.config.outlier_mads * sd
 
     def estimate(self) -> FusedBiometry | None:
-        if self._estimate is None:
-            self._estimate = self._work_out_estimate()
+        if not self._estimate_known:
+            self._estimate, self._estimate_known = self._work_out_estimate(), True
         return self._estimate
 
     def _work_out_estimate(self) -> FusedBiometry | None:
