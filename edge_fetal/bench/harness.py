@@ -157,7 +157,7 @@ def _run(opts: BenchOptions, log: Callable[[str], None]) -> dict:
     machine = schema.machine_info()
     frames = bench_frames(opts.real_frames, opts.sim_per_plane)
     model = load_model_under_test(opts.model, opts.checkpoint, probe=_probe(frames, opts.model))
-    log(f"bench: {machine['cpu']}, {opts.threads} thread(s); model {opts.model} (input {"x".join(map(str, model.box(model.input_size)))} px); "
+    log(f"bench: {machine['cpu']}, {opts.threads} thread(s); model {opts.model} (input {'x'.join(map(str, model.box(model.input_size)))} px); "
         f"torch weights: {model.torch_weights}")
     if model.torch_weights.startswith("random"):
         notes.append("the torch rows and the naive baseline run random weights (latency does not depend on them, but the "
