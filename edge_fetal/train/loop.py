@@ -222,13 +222,19 @@ def _scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _load_for_resume(path: Path, cfg: TrainConfig) -> dict:
-    if not path.exists():
-        raise ValueError(f"cannot resume: {path} does not exist")
+def _read_checkpoint(path: Path, purpose: str) -> dict:
+    """A checkpoint of this loop's format; `purpose` starts the error messages."""
+    if not path.is_file():
+        raise ValueError(f"{purpose}: {path} does not exist")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} has checkpoint format {checkpoint.get('format')}, "
+        raise ValueError(f"{purpose}: {path} has checkpoint format {checkpoint.get('format')}, "
                          f"expected {CHECKPOINT_FORMAT}")
+    return checkpoint
+
+
+def _load_for_resume(path: Path, cfg: TrainConfig) -> dict:
+    checkpoint = _read_checkpoint(path, "cannot resume")
     saved, current = checkpoint["config"], cfg.to_dict()
     changed = [s for s in current if s != "run" and saved.get(s) != current[s]]
     if changed:
@@ -238,12 +244,7 @@ def _load_for_resume(path: Path, cfg: TrainConfig) -> dict:
 
 def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
     """The model weights of the checkpoint a fine-tuning run starts from (same architecture only)."""
-    if not path.is_file():
-        raise ValueError(f"run.init_from: {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"run.init_from: {path} has checkpoint format {checkpoint.get('format')}, "
-                         f"expected {CHECKPOINT_FORMAT}")
+    checkpoint = _read_checkpoint(path, "run.init_from")
     if checkpoint["config"]["model"] != cfg.to_dict()["model"]:
         raise ValueError(f"run.init_from: {path} holds another architecture "
                          f"({checkpoint['config']['model']}) than [model] ({cfg.to_dict()['model']})")
