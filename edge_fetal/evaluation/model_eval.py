@@ -41,13 +41,13 @@ def evaluate_rows(samples: Iterable[EvalSample], backend: Backend) -> Iterator[d
                "plane_prob": analysis.plane_probabilities[analysis.plane], "dice": None, "dice_outline": None}
         # The truth plane's structure is measured even when the plane was missed, for the
         # every-frame error; it is only *shown* when the plane was right and quality passed.
+        label = STRUCTURE_LABEL.get(sample.plane)
+        predicted = structure_mask_in_source(analysis.labels_model, label, analysis.mapping) if label else None
         measurement = analysis.measurement
-        if sample.plane in STRUCTURE_LABEL and analysis.plane != sample.plane:
-            mask = structure_mask_in_source(analysis.labels_model, STRUCTURE_LABEL[sample.plane], analysis.mapping)
-            measurement = MEASURE_BY_STRUCTURE[sample.plane](mask, sample.mm_per_px)
-        if sample.load_mask is not None and sample.plane in STRUCTURE_LABEL:
-            truth_mask = sample.load_mask() == STRUCTURE_LABEL[sample.plane]
-            predicted = structure_mask_in_source(analysis.labels_model, STRUCTURE_LABEL[sample.plane], analysis.mapping)
+        if label and analysis.plane != sample.plane:
+            measurement = MEASURE_BY_STRUCTURE[sample.plane](predicted, sample.mm_per_px)
+        if sample.load_mask is not None and label:
+            truth_mask = sample.load_mask() == label
             row["dice"] = dice(predicted, truth_mask)
             if measurement is not None and isinstance(measurement.geometry, Ellipse):
                 row["dice_outline"] = dice(rasterise_ellipse(truth_mask.shape, measurement.geometry), truth_mask)
