@@ -16,22 +16,30 @@ from torch import nn
 class LossTerms(NamedTuple):
     total: torch.Tensor
     seg_ce: torch.Tensor
-    dice: torch.Tensor  # 1 - mean soft Dice over foreground classes present in the batch
+    dice: torch.Tensor  # 1 - mean soft Dice over foreground classes present (pooled as configured)
     plane_ce: torch.Tensor
 
 
-def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+DICE_POOLING = ("batch", "image")
+
+
+def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6, pooling: str = "batch") -> torch.Tensor:
     """1 - mean soft Dice over the foreground classes (1..C-1) present in `target`.
 
-    probs: [M,C,H,W] softmax probabilities; target: [M,H,W] int64 labels. Dice is pooled over the
-    batch per class (stable for small structures). No foreground in the batch → 0.
+    probs: [M,C,H,W] softmax probabilities; target: [M,H,W] int64 labels. No foreground → 0.
+    pooling "batch": one Dice per class over the whole batch (stable, but a large structure
+    outweighs a small one); "image": one Dice per image and class present, averaged, which is
+    what `eval` reports (the mean of per-frame Dice), so a small early-pregnancy head counts as
+    much as a large one.
     """
+    if pooling not in DICE_POOLING:
+        raise ValueError(f"dice pooling must be one of {DICE_POOLING}, got {pooling!r}")
     num_classes = probs.shape[1]
     one_hot = F.one_hot(target, num_classes).permute(0, 3, 1, 2).to(probs.dtype)
-    dims = (0, 2, 3)
-    intersection = (probs * one_hot).sum(dims)[1:]
-    cardinality = (probs + one_hot).sum(dims)[1:]
-    present = one_hot.sum(dims)[1:] > 0
+    dims = (0, 2, 3) if pooling == "batch" else (2, 3)
+    intersection = (probs * one_hot).sum(dims)[..., 1:]
+    cardinality = (probs + one_hot).sum(dims)[..., 1:]
+    present = one_hot.sum(dims)[..., 1:] > 0
     if not bool(present.any()):
         return probs.new_zeros(())
     dice = (2 * intersection + eps) / (cardinality + eps)
@@ -45,12 +53,15 @@ class MultiTaskLoss(nn.Module):
     seg_target [N,H,W] int64, has_mask [N] bool, plane_target [N] int64.
     """
 
-    def __init__(self, seg_weight: float = 1.0, plane_weight: float = 1.0):
+    def __init__(self, seg_weight: float = 1.0, plane_weight: float = 1.0, dice_pooling: str = "batch"):
         super().__init__()
         if seg_weight < 0 or plane_weight < 0 or seg_weight + plane_weight == 0:
             raise ValueError(f"weights must be >= 0 and not both 0, got {seg_weight}, {plane_weight}")
+        if dice_pooling not in DICE_POOLING:
+            raise ValueError(f"dice_pooling must be one of {DICE_POOLING}, got {dice_pooling!r}")
         self.seg_weight = seg_weight
         self.plane_weight = plane_weight
+        self.dice_pooling = dice_pooling
 
     def forward(
         self,
@@ -65,7 +76,7 @@ class MultiTaskLoss(nn.Module):
             logits = seg_logits[has_mask].float()
             target = seg_target[has_mask]
             seg_ce = F.cross_entropy(logits, target)
-            dice = soft_dice_loss(logits.softmax(dim=1), target)
+            dice = soft_dice_loss(logits.softmax(dim=1), target, pooling=self.dice_pooling)
         else:
             seg_ce = dice = plane_ce.new_zeros(())
         total = self.seg_weight * (seg_ce + dice) + self.plane_weight * plane_ce

@@ -144,6 +144,24 @@ def test_dice_near_zero_for_perfect_prediction():
     assert float(terms.dice) < 1e-3 and float(terms.seg_ce) < 1e-3
 
 
+def test_per_image_dice_counts_a_missed_small_head_as_much_as_a_large_one():
+    target = torch.zeros(2, 16, 16, dtype=torch.long)
+    target[0, 1:15, 1:15] = 1  # a large head, segmented perfectly
+    target[1, 7:9, 7:9] = 1  # a small head, missed entirely
+    predicted = target.clone()
+    predicted[1] = 0
+    logits = torch.nn.functional.one_hot(predicted, 4).permute(0, 3, 1, 2).float() * 50
+    args = (torch.zeros(2, 4), target, torch.tensor([True, True]), torch.tensor([0, 0]))
+    pooled = MultiTaskLoss(dice_pooling="batch")(logits, *args).dice
+    per_image = MultiTaskLoss(dice_pooling="image")(logits, *args).dice
+    assert float(pooled) < 0.05  # 4 missed pixels of 200: hardly felt
+    assert float(per_image) == pytest.approx(0.5, abs=1e-3)  # one image of two has Dice 0
+    with pytest.raises(ValueError, match="dice_pooling"):
+        MultiTaskLoss(dice_pooling="pixel")
+    with pytest.raises(ValueError, match="loss.dice_pooling"):
+        TrainConfig.from_dict({"loss": {"dice_pooling": "pixel"}})
+
+
 def test_augment_keeps_shapes_and_labels_exact():
     data = tiny_data()
     augment = Augmenter(AugmentConfig(p_gamma=1, p_depth=1, p_rotate=1, p_flip=0.5, p_translate=1,
