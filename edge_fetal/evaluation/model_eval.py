@@ -7,6 +7,7 @@ checks; the error summary over every frame (withheld ones included) is reported 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ class ModelEvaluation:
     outline_dice_by_class: dict[str, float | None]  # the fitted ellipse, the outline drawn and measured
     errors_shown: dict[str, ErrorSummary]
     errors_every_frame: dict[str, ErrorSummary]
+    head_dice_by_size: list[dict] = dataclasses.field(default_factory=list)  # see head_dice_by_size()
 
 
 def evaluate_rows(samples: Iterable[EvalSample], backend: Backend) -> Iterator[dict]:
@@ -86,4 +88,23 @@ def summarise(rows: list[dict]) -> ModelEvaluation:
         every[name] = summarise_errors(errors)
         shown[name] = summarise_errors([row[key] for row in rows if row.get(key) is not None and row["shown"]])
     return ModelEvaluation(rows, accuracy, confusion_matrix(truth, predicted, len(PLANES)), dice_by_class,
-                           outline_dice_by_class, shown, every)
+                           outline_dice_by_class, shown, every, head_dice_by_size(rows))
+
+
+# HC 100 mm is reached at about 14.7 weeks (Hadlock 1984, `ga_from_hc_weeks`): the early-pregnancy heads, small in
+# the frame and often beside a similar-looking body, are where a head mask fails most.
+SMALL_HEAD_HC_MM = 100.0
+
+
+def head_dice_by_size(rows: list[dict], small_hc_mm: float = SMALL_HEAD_HC_MM) -> list[dict]:
+    """The head Dice (the model's mask) of small heads (true HC under `small_hc_mm`) and of the
+    rest, each with its frame count and median; bands without frames are left out."""
+    bands = []
+    for label, keep in ((f"HC < {small_hc_mm:.0f} mm", lambda hc: hc < small_hc_mm),
+                        (f"HC >= {small_hc_mm:.0f} mm", lambda hc: hc >= small_hc_mm)):
+        values = [row["dice"] for row in rows if row["plane_true"] == "head" and row["dice"] is not None
+                  and row.get("hc_true_mm") is not None and keep(row["hc_true_mm"])]
+        if values:
+            bands.append({"band": label, "frames": len(values), "mean": float(np.mean(values)),
+                          "median": float(np.median(values))})
+    return bands

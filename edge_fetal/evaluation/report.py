@@ -61,6 +61,8 @@ def format_model_evaluation(evaluation, data_label: str) -> str:
             outline = evaluation.outline_dice_by_class.get(plane)
             lines.append(f"Dice {plane}: {value:.4f} (the model's mask)" + (
                 f"; {outline:.4f} (the fitted ellipse drawn and measured)" if outline is not None else ""))
+    for band in evaluation.head_dice_by_size:
+        lines.append(f"  head Dice, {band['band']}: {band['mean']:.4f} over {band['frames']} frames (median {band['median']:.4f})")
     for name, summary in evaluation.errors_shown.items():
         every = evaluation.errors_every_frame[name]
         lines.append(format_summary(name.upper(), summary) + "   (shown)")
@@ -79,6 +81,7 @@ def model_evaluation_json(evaluation, data_label: str, extra: dict) -> dict:
         "confusion": {"classes": list(PLANES), "rows_truth_columns_predicted": evaluation.confusion.tolist()},
         "dice": evaluation.dice_by_class,
         "dice_fitted_ellipse": evaluation.outline_dice_by_class,
+        "head_dice_by_size": evaluation.head_dice_by_size,
         "errors_shown": {name: s.as_dict() for name, s in evaluation.errors_shown.items()},
         "errors_every_frame": {name: s.as_dict() for name, s in evaluation.errors_every_frame.items()},
         "per_image": evaluation.rows,

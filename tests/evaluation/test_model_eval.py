@@ -113,3 +113,18 @@ def test_eval_reports_the_fitted_outlines_dice_beside_the_masks(tmp_path):
     assert mask_dice < 0.96, "the bite should cost the mask's Dice"  # 0.957 measured
     assert outline_dice > 0.985  # 0.990 measured: the robust fit sets the bitten edge aside
     assert evaluation.outline_dice_by_class["femur"] is None
+
+
+def test_head_dice_is_broken_down_by_head_size():
+    def row(hc_true_mm, dice_value, plane="head"):
+        return {"image": "x.png", "plane_true": plane, "plane_pred": plane, "dice": dice_value, "dice_outline": None,
+                "hc_true_mm": hc_true_mm, "shown": False}
+
+    rows = [row(80.0, 0.5), row(95.0, 0.9), row(100.0, 0.98), row(300.0, 0.96),
+            row(None, 0.1), row(250.0, None), row(None, 0.2, plane="abdomen")]
+    bands = summarise(rows).head_dice_by_size
+    assert [b["band"] for b in bands] == ["HC < 100 mm", "HC >= 100 mm"]
+    assert [b["frames"] for b in bands] == [2, 2]  # frames without an HC truth or a Dice are left out
+    assert bands[0]["mean"] == pytest.approx(0.7) and bands[1]["mean"] == pytest.approx(0.97)
+    assert summarise([row(200.0, 0.97)]).head_dice_by_size == [
+        {"band": "HC >= 100 mm", "frames": 1, "mean": 0.97, "median": 0.97}]
