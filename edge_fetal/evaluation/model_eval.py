@@ -7,9 +7,8 @@ checks; the error summary over every frame (withheld ones included) is reported 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,7 +31,7 @@ class ModelEvaluation:
     outline_dice_by_class: dict[str, float | None]  # the fitted ellipse, the outline drawn and measured
     errors_shown: dict[str, ErrorSummary]
     errors_every_frame: dict[str, ErrorSummary]
-    head_dice_by_size: list[dict] = dataclasses.field(default_factory=list)  # see head_dice_by_size()
+    head_dice_by_size: list[dict] = field(default_factory=list)  # see head_dice_by_size()
 
 
 def evaluate_rows(samples: Iterable[EvalSample], backend: Backend) -> Iterator[dict]:
