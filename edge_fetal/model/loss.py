@@ -20,7 +20,7 @@ class LossTerms(NamedTuple):
     plane_ce: torch.Tensor
 
 
-DICE_POOLING = ("batch", "image")
+DICE_POOLING = ("batch", "image", "both")
 
 
 def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6, pooling: str = "batch") -> torch.Tensor:
@@ -30,10 +30,12 @@ def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6,
     pooling "batch": one Dice per class over the whole batch (stable, but a large structure
     outweighs a small one); "image": one Dice per image and class present, averaged, which is
     what `eval` reports (the mean of per-frame Dice), so a small early-pregnancy head counts as
-    much as a large one.
+    much as a large one; "both": the mean of the two.
     """
     if pooling not in DICE_POOLING:
         raise ValueError(f"dice pooling must be one of {DICE_POOLING}, got {pooling!r}")
+    if pooling == "both":
+        return 0.5 * (soft_dice_loss(probs, target, eps, "batch") + soft_dice_loss(probs, target, eps, "image"))
     num_classes = probs.shape[1]
     one_hot = F.one_hot(target, num_classes).permute(0, 3, 1, 2).to(probs.dtype)
     dims = (0, 2, 3) if pooling == "batch" else (2, 3)

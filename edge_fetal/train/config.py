@@ -64,7 +64,7 @@ class ModelConfig:  # keyword arguments of MultiTaskUNet
 class LossConfig:  # keyword arguments of MultiTaskLoss
     seg_weight: float = 1.0
     plane_weight: float = 1.0
-    dice_pooling: str = "batch"  # "batch" | "image" (model/loss.py)
+    dice_pooling: str = "batch"  # "batch" | "image" | "both" (model/loss.py)
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,8 @@ class TrainConfig:
                              f"got {list(self.data.input_hw)}")
         if not 0.0 <= self.data.val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
-        if self.loss.dice_pooling not in ("batch", "image"):
-            raise ValueError(f"loss.dice_pooling must be 'batch' or 'image', got {self.loss.dice_pooling!r}")
+        if self.loss.dice_pooling not in ("batch", "image", "both"):
+            raise ValueError(f"loss.dice_pooling must be 'batch', 'image' or 'both', got {self.loss.dice_pooling!r}")
         if self.optim.schedule not in ("onecycle", "cosine"):
             raise ValueError(f"optim.schedule must be 'onecycle' or 'cosine', got {self.optim.schedule!r}")
         if self.optim.epochs < 1 or self.optim.lr <= 0:

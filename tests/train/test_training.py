@@ -156,6 +156,8 @@ def test_per_image_dice_counts_a_missed_small_head_as_much_as_a_large_one():
     per_image = MultiTaskLoss(dice_pooling="image")(logits, *args).dice
     assert float(pooled) < 0.05  # 4 missed pixels of 200: hardly felt
     assert float(per_image) == pytest.approx(0.5, abs=1e-3)  # one image of two has Dice 0
+    both = MultiTaskLoss(dice_pooling="both")(logits, *args).dice
+    assert float(both) == pytest.approx(0.5 * (float(pooled) + float(per_image)))
     with pytest.raises(ValueError, match="dice_pooling"):
         MultiTaskLoss(dice_pooling="pixel")
     with pytest.raises(ValueError, match="loss.dice_pooling"):
