@@ -321,6 +321,11 @@ def letterbox(src_hw: tuple[int, int], box: int | tuple[int, int]) -> Letterbox:
     return Letterbox((h, w), (box_h, box_w), (ch, cw), pad_x, pad_y)
 
 
+# The frame the fitted-box models are trained, tuned and timed for: HC18's and the simulator's
+# 800x540 (height, width).
+TYPICAL_SOURCE_HW = (540, 800)
+
+
 def fitted_box(src_hw: tuple[int, int], model_size: int, stride: int) -> tuple[int, int]:
     """The smallest model input (H, W) for a source: long side `model_size`, short side only
     rounded up to a multiple of `stride` (for a model that takes any multiple of its stride)."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_fetal.bench.variants import Variant, interleave
+from edge_fetal.calibration import TYPICAL_SOURCE_HW
 from edge_fetal.engines import load_manifest, manifest_path, validation_subjects
 from edge_fetal.evaluation.model_eval import evaluate_rows, summarise
 from edge_fetal.evaluation.report import write_json_atomic
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     simulated = biometry_samples(args.sim_csv, Path(args.sim_csv).parent)
     with OnnxRuntimeBackend(args.onnx) as fp32, OnnxRuntimeBackend(args.int8) as int8:
         backends = {"fp32": fp32, "int8": int8}
-        box = fp32.letterbox_for((540, 800)).model_hw  # what an 800x540 frame is fed as
+        box = fp32.letterbox_for(TYPICAL_SOURCE_HW).model_hw  # what an 800x540 frame is fed as
         batch = np.random.default_rng(0).random((1, 1, *box), dtype=np.float32)
         p50 = interleaved_p50_ms(backends, batch, args.runs)
         real_figures = {name: _figures(real, b) for name, b in backends.items()}

@@ -101,13 +101,13 @@ def profile_shapes(onnx_path: Path, declared: tuple[int, ...], opt_batch: int,
     A square model (declared `(-1, 1, S, S)`) varies only in batch. A model that takes fitted
     boxes takes any multiple of its stride up to S², tuned for the box of an 800x540 frame.
     """
-    from edge_fetal.calibration import fitted_box
+    from edge_fetal.calibration import TYPICAL_SOURCE_HW, fitted_box
     from edge_fetal.runtime.onnxruntime_backend import probe_geometry
 
     size, stride = probe_geometry(onnx_path)
     if stride is None:
         return {key: (batch, *declared[1:]) for key, batch in (("min", 1), ("opt", opt_batch), ("max", max_batch))}, None
-    typical = fitted_box((540, 800), size, stride)
+    typical = fitted_box(TYPICAL_SOURCE_HW, size, stride)
     return {"min": (1, 1, stride, stride), "opt": (opt_batch, 1, *typical), "max": (max_batch, 1, size, size)}, stride
 
 

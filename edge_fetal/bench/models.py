@@ -3,7 +3,7 @@ input sizes, its INT8 copy, and the torch network (for the eager rows and the na
 
 The network is fully convolutional and its Resize nodes use scales, so the same ONNX weights run
 at any input side that is a multiple of 16: `onnx_at_size` only rewrites the declared shapes.
-A model that takes fitted boxes is timed on the box of an 800x540 frame (`BENCH_SOURCE_HW`,
+A model that takes fitted boxes is timed on the box of an 800x540 frame (`TYPICAL_SOURCE_HW`,
 the size of HC18's and the simulator's frames), as the engine feeds it; a square model on S².
 The torch network is the checkpoint when one is given, else the manifest's architecture with
 random weights (latency does not depend on the weights; the JSON says which).
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_fetal.calibration import TYPICAL_SOURCE_HW
 from edge_fetal.engines import ENGINES_DIR, load_manifest
 from edge_fetal.errors import EdgeFetalError
 from edge_fetal.runtime.onnxruntime_backend import probe_geometry
 
 REPO = ENGINES_DIR.parent
-BENCH_SOURCE_HW = (540, 800)
 
 
 @dataclass
@@ -75,7 +75,7 @@ def model_box(side: int, stride: int | None) -> tuple[int, int]:
     """The model input the benchmark times at long side `side` (see the module docstring)."""
     from edge_fetal.calibration import fitted_box
 
-    return (side, side) if stride is None else fitted_box(BENCH_SOURCE_HW, side, stride)
+    return (side, side) if stride is None else fitted_box(TYPICAL_SOURCE_HW, side, stride)
 
 
 def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None = None, probe=None,
