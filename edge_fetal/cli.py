@@ -258,13 +258,13 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     from export.onnx_export import OPSET, export_onnx
     from export.parity import check_parity, parity_frames
     from edge_fetal.engines import manifest_path
+    from edge_fetal.model.load import trained_input_stride
     from edge_fetal.model.unet import count_gflops, count_params
 
     model, checkpoint = load_model(args.checkpoint)
     data = checkpoint["config"]["data"]
     image_size, trained_hw = data["image_size"], tuple(data.get("input_hw") or ())
-    # trained on fitted boxes: the graph takes them (any multiple of the stride); else a fixed square
-    stride = model.size_multiple if trained_hw else None
+    stride = trained_input_stride(model, checkpoint)  # None: a fixed square graph
     out = export_onnx(model, args.out, image_size, input_stride=stride)
     frames, real_count = parity_frames(_parity_real_images(args.parity_frames))
     parity = check_parity(model, out, frames, real_count)

@@ -23,3 +23,10 @@ def load_checkpoint_model(checkpoint_path: str | Path):
     except (KeyError, TypeError, RuntimeError) as error:  # not a checkpoint of this project
         raise EdgeFetalError(f"{path} is not an edge-fetal training checkpoint: {error}") from None
     return model.eval(), checkpoint
+
+
+def trained_input_stride(model, checkpoint: dict) -> int | None:
+    """The input stride a checkpoint's network is served with: its size multiple when it was
+    trained on fitted boxes (`data.input_hw`), so it takes them; None when it was trained on
+    squares, so it takes only its square input."""
+    return model.size_multiple if checkpoint["config"]["data"].get("input_hw") else None

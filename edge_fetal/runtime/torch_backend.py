@@ -43,14 +43,13 @@ class TorchBackend(Backend):
 
     def __init__(self, checkpoint_path: str | Path, device: str = "cpu", fp16: bool | None = None):
         import_torch()
-        from edge_fetal.model.load import load_checkpoint_model
+        from edge_fetal.model.load import load_checkpoint_model, trained_input_stride
 
         if str(checkpoint_path).endswith(".onnx"):
             raise BackendError(f"the torch backend runs a training checkpoint (runs/NAME/best.pt), not {checkpoint_path}")
         model, checkpoint = load_checkpoint_model(checkpoint_path)
-        data = checkpoint["config"]["data"]
-        # A network trained on fitted boxes gets them here too; one trained on squares, squares.
-        self._setup(model, int(data["image_size"]), device, fp16, model.size_multiple if data.get("input_hw") else None)
+        self._setup(model, int(checkpoint["config"]["data"]["image_size"]), device, fp16,
+                    trained_input_stride(model, checkpoint))
 
     @classmethod
     def from_model(cls, model, input_size: int, device: str = "cpu", fp16: bool | None = None,
