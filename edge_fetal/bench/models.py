@@ -88,16 +88,19 @@ def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None =
         raise EdgeFetalError(f"no model at {onnx_path}: pass --model PATH to an exported ONNX file")
     manifest = load_manifest(onnx_path, required=False)
     size, stride = probe_geometry(onnx_path)
+
+    def found(network, torch_weights: str) -> ModelUnderTest:
+        return ModelUnderTest(onnx_path, size, manifest, network, torch_weights, input_stride=stride)
+
     try:
         import torch
 
         from edge_fetal.model.load import load_checkpoint_model
         from edge_fetal.model.unet import MultiTaskUNet
     except ImportError:
-        return ModelUnderTest(onnx_path, size, manifest, None,
-                              "none: torch is not installed (the `train` extra), so no torch rows and no naive baseline", input_stride=stride)
+        return found(None, "none: torch is not installed (the `train` extra), so no torch rows and no naive baseline")
     if checkpoint:
-        return ModelUnderTest(onnx_path, size, manifest, load_checkpoint_model(checkpoint)[0], f"checkpoint {checkpoint}", input_stride=stride)
+        return found(load_checkpoint_model(checkpoint)[0], f"checkpoint {checkpoint}")
     named = manifest_checkpoint(manifest)
     architecture = manifest.get("model", {}).get("architecture")
     if named is not None and probe is not None:
@@ -106,14 +109,13 @@ def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None =
         same = _same_architecture(state["config"]["model"], architecture)
         agreement = label_agreement(network, onnx_path, probe) if same else 0.0
         if agreement >= 0.999:
-            return ModelUnderTest(onnx_path, size, manifest, network, f"checkpoint {named} (named by the manifest; "
-                                  f"its labels agree with the ONNX file's on {100 * agreement:.2f} % of probe pixels)", input_stride=stride)
+            return found(network, f"checkpoint {named} (named by the manifest; "
+                         f"its labels agree with the ONNX file's on {100 * agreement:.2f} % of probe pixels)")
     if not architecture:
-        return ModelUnderTest(onnx_path, size, manifest, None,
-                              "none: no --checkpoint and no architecture in a manifest, so no torch rows and no naive baseline", input_stride=stride)
+        return found(None, "none: no --checkpoint and no architecture in a manifest, so no torch rows and no naive baseline")
     torch.manual_seed(seed)
     network = MultiTaskUNet(**{k: v for k, v in architecture.items() if k != "name"}).eval()
-    return ModelUnderTest(onnx_path, size, manifest, network, "random (architecture of the manifest)", input_stride=stride)
+    return found(network, "random (architecture of the manifest)")
 
 
 def _same_architecture(checkpoint_model: dict, manifest_architecture: dict | None) -> bool:
