@@ -16,6 +16,16 @@ from edge_fetal.errors import MaskError
 
 
 @dataclass(frozen=True)
+class RegionCounts:
+    """What the quality checks need to know of a mask's regions, in the pixels lengths are measured in."""
+
+    area_px: int
+    components: int  # connected regions in the mask
+    second_area_px: int  # area inside the next largest region's outer border (0 when there is none)
+    touches_border: bool
+
+
+@dataclass(frozen=True)
 class MainComponent:
     """The largest connected region of a mask, holes filled, with what was left aside."""
 
@@ -25,6 +35,12 @@ class MainComponent:
     second_area_px: int  # area inside the next largest region's outer border (0 when there is one)
     touches_border: bool
     border_xy: np.ndarray  # int [K, 2] (x, y): the region's outer border pixels, each once
+
+    def counts(self, source_px_per_px: float = 1.0) -> RegionCounts:
+        """The counts the quality checks read; areas times `source_px_per_px` when this mask is
+        coarser than the pixels the lengths are measured in (a model-resolution mask)."""
+        return RegionCounts(round(self.area_px * source_px_per_px), self.components,
+                            round(self.second_area_px * source_px_per_px), self.touches_border)
 
 
 def as_binary_mask(mask: np.ndarray) -> np.ndarray:

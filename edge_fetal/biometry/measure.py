@@ -15,7 +15,7 @@ import numpy as np
 
 from edge_fetal.biometry.ellipse import Ellipse, ellipse_radial_residuals_px, fit_ellipse_to_points
 from edge_fetal.biometry.femur import FemurAxis, femur_axis
-from edge_fetal.biometry.mask import MainComponent, boundary_points, main_component
+from edge_fetal.biometry.mask import RegionCounts, boundary_points, main_component
 from edge_fetal.errors import CalibrationError
 
 NO_SPACING_REASON = "pixel spacing unknown: lengths are given in pixels only"
@@ -128,7 +128,7 @@ def measure_femur(mask: np.ndarray, mm_per_px: float | None, limits: QualityLimi
     """FL: end-to-end length of the bone along its long axis."""
     spacing = check_spacing(mm_per_px)
     component = main_component(mask)
-    reason = _component_problem("femur", component, limits)
+    reason = _component_problem("femur", component.counts(), limits)
     if component.area_px < 5:
         return Measurement("femur", None, mm_per_px=spacing, withheld_reason=reason)
     axis = femur_axis(component.mask, boundary_points(component))
@@ -147,10 +147,21 @@ def measure_femur(mask: np.ndarray, mm_per_px: float | None, limits: QualityLimi
 
 
 def _measure_ellipse(structure: str, mask: np.ndarray, mm_per_px: float | None, limits: QualityLimits) -> Measurement:
-    spacing = check_spacing(mm_per_px)
     component = main_component(mask)
-    reason = _component_problem(structure, component, limits)
-    points = boundary_points(component)
+    return measure_ellipse_outline(structure, component.counts(), boundary_points(component), mm_per_px, limits)
+
+
+def measure_ellipse_outline(structure: str, region: RegionCounts, outline_xy: np.ndarray, mm_per_px: float | None,
+                            limits: QualityLimits = QualityLimits()) -> Measurement:
+    """HC/BPD/OFD ("head") or AC ("abdomen") from the main region's sub-pixel outline points
+    (float `[K, 2]` x, y) and its region counts, both in the pixels lengths are measured in.
+
+    The mask functions above find these in a source-resolution mask; the engine finds them at
+    model resolution and maps the points to source pixels (`runtime.analyse.measure_labels`).
+    """
+    spacing = check_spacing(mm_per_px)
+    reason = _component_problem(structure, region, limits)
+    points = np.asarray(outline_xy, dtype=np.float32).reshape(-1, 2)
     if len(points) < 5:
         return Measurement(structure, None, mm_per_px=spacing, withheld_reason=reason)
     ellipse, inliers = robust_ellipse_fit(points)
@@ -165,7 +176,7 @@ def _measure_ellipse(structure: str, mask: np.ndarray, mm_per_px: float | None, 
     if reason is None and relative_residual > limits.max_relative_residual:
         reason = f"outline is not elliptical (fit residual {residual:.1f} px)"
     score = _score(relative_residual / limits.max_relative_residual, reason)
-    quality = ShapeQuality(component.area_px, residual, aspect, component.touches_border, component.components, score)
+    quality = ShapeQuality(region.area_px, residual, aspect, region.touches_border, region.components, score)
     if structure == "head":
         values = {"hc": ellipse.perimeter_px, "bpd": ellipse.minor_axis_px, "ofd": ellipse.major_axis_px}
     else:
@@ -188,16 +199,16 @@ def robust_ellipse_fit(points: np.ndarray) -> tuple[Ellipse, np.ndarray]:
     return fit_ellipse_to_points(points[inliers]), inliers
 
 
-def _component_problem(structure: str, component: MainComponent, limits: QualityLimits) -> str | None:
-    """Why the mask's main region cannot be measured at all, or None."""
-    if component.area_px == 0:
+def _component_problem(structure: str, region: RegionCounts, limits: QualityLimits) -> str | None:
+    """Why the main region cannot be measured at all, or None."""
+    if region.area_px == 0:
         return f"no {structure} in the mask"
     min_area_px = limits.min_femur_area_px if structure == "femur" else limits.min_area_px
-    if component.area_px < min_area_px:
-        return f"{structure} region too small to measure ({component.area_px} px)"
-    if component.touches_border:
+    if region.area_px < min_area_px:
+        return f"{structure} region too small to measure ({region.area_px} px)"
+    if region.touches_border:
         return f"{structure} touches the image border: its outline is cut off"
-    if component.second_area_px > limits.max_second_component_fraction * component.area_px:
+    if region.second_area_px > limits.max_second_component_fraction * region.area_px:
         return f"two separate {structure} regions in the mask: which one to measure is ambiguous"
     return None
 

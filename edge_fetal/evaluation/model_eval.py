@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_fetal.biometry import MEASURE_BY_STRUCTURE, Ellipse, rasterise_ellipse
+from edge_fetal.biometry import Ellipse, rasterise_ellipse
 from edge_fetal.data.hc18 import load_image
 from edge_fetal.evaluation.metrics import ErrorSummary, confusion_matrix, dice, summarise_errors
 from edge_fetal.evaluation.samples import MEASURES, EvalSample
-from edge_fetal.runtime.analyse import analyse_frame, structure_mask_in_source
+from edge_fetal.runtime.analyse import analyse_frame, measure_labels, structure_mask_in_source
 from edge_fetal.runtime.backend import PLANES, STRUCTURE_LABEL, Backend
 
 
@@ -46,7 +46,7 @@ def evaluate_rows(samples: Iterable[EvalSample], backend: Backend) -> Iterator[d
         predicted = structure_mask_in_source(analysis.labels_model, label, analysis.mapping) if label else None
         measurement = analysis.measurement
         if label and analysis.plane != sample.plane:
-            measurement = MEASURE_BY_STRUCTURE[sample.plane](predicted, sample.mm_per_px)
+            measurement = measure_labels(analysis.labels_model, sample.plane, analysis.mapping, sample.mm_per_px)
         if sample.load_mask is not None and label:
             truth_mask = sample.load_mask() == label
             row["dice"] = dice(predicted, truth_mask)
