@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 
@@ -41,23 +42,24 @@ def femur_axis(mask: np.ndarray, boundary_xy: np.ndarray) -> FemurAxis:
 
     `mask` is the filled region (bool), `boundary_xy` its sub-pixel boundary points.
     """
-    ys, xs = np.nonzero(mask)
-    pixels = np.stack([xs, ys], axis=1).astype(np.float64)
-    centre = pixels.mean(axis=0)
-    _, vectors = np.linalg.eigh(np.cov((pixels - centre).T))
+    moments = cv2.moments(np.ascontiguousarray(mask, dtype=np.uint8), binaryImage=True)
+    centre = np.array([moments["m10"], moments["m01"]]) / moments["m00"]
+    _, vectors = np.linalg.eigh(np.array([[moments["mu20"], moments["mu11"]], [moments["mu11"], moments["mu02"]]]))
     along = vectors[:, 1]  # principal direction (largest eigenvalue)
     across = np.array([-along[1], along[0]])
+    ys, xs = np.nonzero(mask)
+    dx, dy = xs - centre[0], ys - centre[1]
 
     boundary = np.asarray(boundary_xy, dtype=np.float64) - centre
     t_min, t_max = _end_positions(boundary @ along)
 
-    t_pixels = (pixels - centre) @ along
-    s_pixels = (pixels - centre) @ across
+    t_pixels = dx * along[0] + dy * along[1]
+    s_pixels = dx * across[0] + dy * across[1]
     centreline, residual = _centreline(t_pixels, s_pixels)
     end_a = centre + t_min * along + centreline(t_min) * across
     end_b = centre + t_max * along + centreline(t_max) * across
     length = t_max - t_min
-    width = float(len(pixels)) / max(length, 1e-9)
+    width = float(len(xs)) / max(length, 1e-9)
     return FemurAxis(tuple(end_a.tolist()), tuple(end_b.tolist()), length, width, residual)
 
 
