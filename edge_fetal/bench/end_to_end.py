@@ -118,13 +118,14 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
                 naive.loop_ms += one.loop_ms
                 naive.wall_s += one.wall_s
             step(which)
+    render_p50, draw_p50_median = _median_or_none(sink_p50), _median_or_none(draw_p50)
     section = {
         "frames_per_run": len(images), "rounds": rounds, "hold": hold, "backend": backend_name,
         "pipeline": {"frames_per_s": round(pipe_frames / pipe_wall, 2) if pipe_wall else None,
                      "capture_to_result": latency_stats(pipeline["capture_to_result"]),
                      "processing": latency_stats(pipeline["processing"]),
                      "stages": {stage: latency_stats(values) for stage, values in stages.items()},
-                     "render_p50_ms": round(float(np.median(sink_p50)), 3) if sink_p50 else None,
+                     "render_p50_ms": round(render_p50, 3) if render_p50 is not None else None,
                      "inference_workers": offline.workers, "threads_each": offline.threads_each or None},
         "live": {"source_fps": LIVE_FPS, "frames_processed": int(sum(live["frames"])),
                  "frames_dropped": int(sum(live["dropped"])),
@@ -132,7 +133,7 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
                  "processing": latency_stats(live["processing"])},
         "naive": None, "ratio": None,
     }
-    section["pipeline"]["work_shares"] = work_shares(stages, sink_p50, draw_p50)
+    section["pipeline"]["work_shares"] = work_shares(stages, render_p50, draw_p50_median)
     if naive.result_ms:
         frames_per_s = round(len(naive.result_ms) / naive.wall_s, 2)
         section["naive"] = {"frames_per_s": frames_per_s, "capture_to_result": latency_stats(naive.result_ms),
@@ -147,7 +148,7 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
     return section
 
 
-def work_shares(stages: dict[str, list[float]], render_p50_ms: list[float], draw_p50_ms: list[float] = ()) -> dict:
+def work_shares(stages: dict[str, list[float]], render_p50_ms: float | None, draw_p50_ms: float | None = None) -> dict:
     """How the engine's per-frame work splits between the model and the rest (grab excluded: the
     benchmark frames are in memory). `critical_path`: of preprocess + infer + measure + fuse, the
     part outside the model; `with_drawing`: the same with the render thread drawing the overlay;
@@ -156,14 +157,18 @@ def work_shares(stages: dict[str, list[float]], render_p50_ms: list[float], draw
     (offline), every stage runs on one core, so these are shares of CPU time."""
     mean = {stage: float(np.mean(values)) if values else 0.0 for stage, values in stages.items()}
     engine = sum(mean.values())
-    render = float(np.median(render_p50_ms)) if render_p50_ms else 0.0
-    draw = float(np.median(draw_p50_ms)) if len(draw_p50_ms) else 0.0
+    render, draw = render_p50_ms or 0.0, draw_p50_ms or 0.0
     if engine <= 0:
         return {"critical_path": None, "with_drawing": None, "all_work": None}
     outside = engine - mean["infer"]
     return {"critical_path": round(outside / engine, 3), "with_drawing": round((outside + draw) / (engine + draw), 3),
             "all_work": round((outside + render) / (engine + render), 3),
             "mean_ms": {**{k: round(v, 3) for k, v in mean.items()}, "render_p50": round(render, 3), "draw_p50": round(draw, 3)}}
+
+
+def _median_or_none(values: list[float]) -> float | None:
+    """The median of the runs' p50s (one per run), None when no run had any."""
+    return float(np.median(values)) if values else None
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

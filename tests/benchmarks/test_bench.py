@@ -201,11 +201,11 @@ def test_work_shares_split_model_time_from_the_rest():
     from edge_fetal.bench.end_to_end import work_shares
 
     stages = {"preprocess": [1.0, 1.0], "infer": [6.0, 6.0], "measure": [2.0, 2.0], "fuse": [1.0, 1.0]}
-    shares = work_shares(stages, render_p50_ms=[5.0], draw_p50_ms=[1.0])
+    shares = work_shares(stages, render_p50_ms=5.0, draw_p50_ms=1.0)
     assert shares["critical_path"] == pytest.approx(0.4)  # 4 of 10 ms outside the model
     assert shares["with_drawing"] == pytest.approx(5 / 11, abs=1e-3)  # drawing the overlay adds 1 ms
     assert shares["all_work"] == pytest.approx(9 / 15, abs=1e-3)  # drawing + mp4 add 5 ms outside it
-    assert work_shares({s: [] for s in stages}, [])["critical_path"] is None
+    assert work_shares({s: [] for s in stages}, None)["critical_path"] is None
 
 
 def test_live_pipeline_run_accounts_for_every_frame(tmp_path):
