@@ -85,7 +85,7 @@ def outline_in_source(labels_model: np.ndarray, label: int, mapping: Letterbox) 
     On the edge between an inside and an outside model pixel, the bilinearly up-sampled mask
     (`structure_crop_in_source`) crosses 0.5 exactly half-way, which is where the crack points of
     the model-resolution region lie: the same outline, found without building the source-size
-    mask. A head's outline this way costs ~0.7 instead of ~1.8 ms (benchmarks/results/PROFILE.md).
+    mask. A head is measured this way in ~0.6 instead of ~1.8 ms (benchmarks/results/PROFILE.md).
     """
     content_h, content_w = mapping.content_hw
     region = labels_model[mapping.pad_y : mapping.pad_y + content_h, mapping.pad_x : mapping.pad_x + content_w] == label
