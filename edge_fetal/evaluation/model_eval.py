@@ -43,12 +43,12 @@ def evaluate_rows(samples: Iterable[EvalSample], backend: Backend) -> Iterator[d
         # The truth plane's structure is measured even when the plane was missed, for the
         # every-frame error; it is only *shown* when the plane was right and quality passed.
         label = STRUCTURE_LABEL.get(sample.plane)
-        predicted = structure_mask_in_source(analysis.labels_model, label, analysis.mapping) if label else None
         measurement = analysis.measurement
         if label and analysis.plane != sample.plane:
             measurement = measure_labels(analysis.labels_model, sample.plane, analysis.mapping, sample.mm_per_px)
         if sample.load_mask is not None and label:
             truth_mask = sample.load_mask() == label
+            predicted = structure_mask_in_source(analysis.labels_model, label, analysis.mapping)
             row["dice"] = dice(predicted, truth_mask)
             if measurement is not None and isinstance(measurement.geometry, Ellipse):
                 row["dice_outline"] = dice(rasterise_ellipse(truth_mask.shape, measurement.geometry), truth_mask)

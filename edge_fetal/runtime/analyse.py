@@ -52,8 +52,7 @@ def structure_crop_in_source(labels_model: np.ndarray, label: int, mapping: Lett
     """
     height, width = mapping.src_hw
     content_h, content_w = mapping.content_hw
-    region = (labels_model[mapping.pad_y : mapping.pad_y + content_h, mapping.pad_x : mapping.pad_x + content_w] == label)
-    inside = region.view(np.uint8)
+    inside = _class_in_content(labels_model, label, mapping).view(np.uint8)
     left, top, box_w, box_h = cv2.boundingRect(inside)
     if box_w == 0:
         return SourceCrop(np.zeros((3, 3), bool), 0, 0)
@@ -87,15 +86,16 @@ def outline_in_source(labels_model: np.ndarray, label: int, mapping: Letterbox) 
     the model-resolution region lie: the same outline, found without building the source-size
     mask. A head is measured this way in ~0.6 instead of ~1.8 ms (benchmarks/results/PROFILE.md).
     """
-    content_h, content_w = mapping.content_hw
-    region = labels_model[mapping.pad_y : mapping.pad_y + content_h, mapping.pad_x : mapping.pad_x + content_w] == label
-    component = main_component(region)
-    points = boundary_points(component).astype(np.float64)
-    points_source = np.empty_like(points, dtype=np.float32)
-    # model content coordinate c ↔ source (c + 0.5) / scale - 0.5, as cv2.resize maps pixel centres
-    points_source[:, 0] = (points[:, 0] + 0.5) / mapping.scale_x - 0.5
-    points_source[:, 1] = (points[:, 1] + 0.5) / mapping.scale_y - 0.5
+    component = main_component(_class_in_content(labels_model, label, mapping))
+    points_model = boundary_points(component) + np.array([mapping.pad_x, mapping.pad_y], np.float32)
+    points_source = mapping.points_to_source(points_model).astype(np.float32)
     return component.counts(1.0 / (mapping.scale_x * mapping.scale_y)), points_source
+
+
+def _class_in_content(labels_model: np.ndarray, label: int, mapping: Letterbox) -> np.ndarray:
+    """Where the model labelled `label`, over the letterbox content only (padding left out), bool."""
+    content_h, content_w = mapping.content_hw
+    return labels_model[mapping.pad_y : mapping.pad_y + content_h, mapping.pad_x : mapping.pad_x + content_w] == label
 
 
 def measure_labels(labels_model: np.ndarray, plane: str, mapping: Letterbox, mm_per_px: float | None) -> Measurement | None:
