@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="mm per source pixel; overrides the source's own calibration (DICOM regions, simulator)")
     stream.add_argument("--out", default="stream_out", help="output folder (annotated.mp4, events.jsonl, report.json, best_*.png)")
     stream.add_argument("--display", action="store_true", help="show the annotated stream in a window (q or Esc stops)")
+    stream.add_argument("--dicom-sr", action="store_true",
+                        help="also write report_sr.dcm, a DICOM SR of the locked biometry in mm, for a PACS")
     stream.add_argument("--max-frames", type=int, metavar="N", default=None, help="stop after N processed frames")
     stream.add_argument("--realtime", action="store_true",
                         help="pace files at their frame rate and drop stale frames, as live sources always do")
@@ -159,7 +161,7 @@ def _run_stream(args: argparse.Namespace) -> int:
     source.open()  # a wrong --source fails before the model loads
     plan = inference_plan(live=source.live or args.realtime, cores=physical_cores(), workers=args.inference_workers)
     config = StreamConfig(
-        source=source_config, sinks=SinkConfig(display=args.display), pixel_spacing=spacing,
+        source=source_config, sinks=SinkConfig(display=args.display, dicom_sr=args.dicom_sr), pixel_spacing=spacing,
         realtime=args.realtime, max_frames=args.max_frames, inference_workers=plan.workers,
     )
     stop = threading.Event()
@@ -180,6 +182,8 @@ def _run_stream(args: argparse.Namespace) -> int:
         report = run_stream(source, backend, config, Path(args.out), progress=_status_printer(), stop=stop)
     print("\n".join(summary_lines(report)))
     print(f"wrote {Path(args.out) / 'annotated.mp4'}, events.jsonl, report.json")
+    if report.get("dicom_sr", {}).get("error"):
+        return 1
     return 130 if report["stopped_by"] == "interrupted" else 0
 
 

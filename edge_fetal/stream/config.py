@@ -92,6 +92,7 @@ class SinkConfig:
     report_interval_s: float = 2.0
     queue_size: int = 3
     video_fps: float | None = None  # None: the source's rate, else 25
+    dicom_sr: bool = False  # report_sr.dcm at the end (stream.dicom_sr): a PACS object, so only when asked
 
     def __post_init__(self) -> None:
         if not 1 <= self.queue_size <= 16:

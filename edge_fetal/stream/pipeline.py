@@ -120,10 +120,23 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
         raise
     finally:
         final = report(True)
+        if config.sinks.dicom_sr:
+            final["dicom_sr"] = _structured_report(final, Path(out_dir), source.reader.identity)
         reports.write(final, time.monotonic())
         if progress is not None and last["state"] is not None:
             progress(status_line(counters.processed, fps.fps, last["state"]))
     return final
+
+
+def _structured_report(report: StreamReport, out_dir: Path, identity) -> dict:
+    """Write the DICOM SR of the final report; a failure is recorded in report.json, not raised,
+    so that it cannot hide the run's own outcome or cost the files already written."""
+    from edge_fetal.stream.dicom_sr import SR_NAME, StructuredReportError, write_structured_report
+
+    try:
+        return write_structured_report(report, out_dir / SR_NAME, identity)
+    except StructuredReportError as error:
+        return {"file": None, "error": str(error)}
 
 
 def status_line(frames: int, fps: float, state: FusionState) -> str:

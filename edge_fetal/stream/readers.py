@@ -52,6 +52,7 @@ class Reader:
     colour: str = "bgr"
     bits_stored: int | None = None
     description: str = "source"
+    identity = None  # a DICOM source's patient and study attributes (`dicom_sr.dicom_identity`)
 
     def open(self) -> None:
         """Acquire the device or file; raise `SourceError` when impossible."""
@@ -114,6 +115,8 @@ class DicomCineReader(Reader):
     def open(self) -> None:
         import pydicom
 
+        from edge_fetal.stream.dicom_sr import dicom_identity
+
         try:
             ds = pydicom.dcmread(str(self.path))
             pixels = ds.pixel_array
@@ -125,7 +128,8 @@ class DicomCineReader(Reader):
             self.spacing = spacing_from_dicom(ds, self._frames.shape[1:3])
         except CalibrationError as error:
             self.spacing, self.calibration_note = None, f"{self.description}: {error}"
-        self.colour = _dicom_colour(ds, pydicom.__version__)
+        self.colour = "rgb"  # 3-sample frames: pydicom 3 converts YBR to RGB in pixel_array
+        self.identity = dicom_identity(ds)
         self.bits_stored = int(ds.get("BitsStored", 8)) if self._frames.dtype == np.uint16 else None
         if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
             self._frames = (1 << (self.bits_stored or 8)) - 1 - self._frames  # white-is-zero → usual grey
@@ -151,14 +155,6 @@ class DicomCineReader(Reader):
 
     def close(self) -> None:
         self._frames = None
-
-
-def _dicom_colour(ds, pydicom_version: str) -> str:
-    """Channel order of 3-sample frames: pydicom 3 returns YBR as RGB; pydicom 2 left it as YBR."""
-    interpretation = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if interpretation.startswith("YBR"):
-        return "rgb" if int(pydicom_version.split(".")[0]) >= 3 else "ybr"
-    return "rgb"
 
 
 def is_dicom(path: Path) -> bool:

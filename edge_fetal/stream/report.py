@@ -113,6 +113,8 @@ def summary_lines(report: dict) -> list[str]:
         if estimate is not None:
             flag = f"  [{estimate['flag']}]" if estimate["flag"] else ""
             lines.append(f"{key.upper():<4} {estimate['value']:g} {unit}  {estimate['formula']}{flag}")
+    if "dicom_sr" in report:
+        lines.append(sr_summary(report["dicom_sr"]))
     stream, latency = report["stream"], report["latency_ms"]["end_to_end"]
     lines.append(f"calibration: {report['calibration']['source']}"
                  + (f" ({report['calibration']['note']})" if report["calibration"]["note"] else ""))
@@ -123,3 +125,12 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"latency capture → result: p50 {latency['p50_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms, "
                      f"p99 {latency['p99_ms']:.1f} ms")
     return lines
+
+
+def sr_summary(entry: dict) -> str:
+    """One line on the DICOM SR: written with what, or why not."""
+    if entry["file"] is None:
+        return f"DICOM SR not written: {entry.get('error') or entry['reason']}"
+    left_out = "; ".join(f"{key.upper()} left out, {why}" for key, why in entry["left_out"].items())
+    return (f"DICOM SR {entry['file']}: {', '.join(key.upper() for key in entry['reported'])}"
+            + (f" ({left_out})" if left_out else ""))

@@ -60,3 +60,28 @@ def test_no_value_is_shown_outside_its_plane(sweep_run):
                 continue
             plane = {"bpd": "head", "ofd": "head"}.get(name, BIOMETRIC_PLANE.get(name))
             assert event["stable_plane"] == plane == frame.truth.plane, (event["frame"], name)
+
+
+def test_a_dicom_scan_gets_an_sr_for_its_patient_with_the_fused_values(tmp_path, write_cine):
+    """`stream --dicom-sr` on a scanner's DICOM cine: the SR files under the scan's patient and
+    study and carries the head biometry that report.json fused, in mm."""
+    import pydicom
+
+    from edge_fetal.cli import main
+
+    frames = list(render_sweep(SEED, (("head", 30),), ga_weeks=30.0))
+    path = write_cine(tmp_path / "scan.dcm", np.stack([f.image for f in frames]),
+                      delta_cm=frames[0].truth.mm_per_px / 10.0)
+    scan = pydicom.dcmread(path)
+    scan.PatientID, scan.StudyInstanceUID = "MRN-0042", "1.2.826.0.1.3680043.2.1125.42"
+    scan.save_as(path, enforce_file_format=True)
+    out = tmp_path / "out"
+
+    assert main(["stream", "--source", str(path), "--dicom-sr", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    sr = pydicom.dcmread(out / "report_sr.dcm")
+    assert sr.PatientID == "MRN-0042" and sr.StudyInstanceUID == "1.2.826.0.1.3680043.2.1125.42"
+    reported = {item.ConceptNameCodeSequence[0].CodeMeaning: float(item.MeasuredValueSequence[0].NumericValue)
+                for section in sr.ContentSequence for item in section.get("ContentSequence", [])}
+    assert report["dicom_sr"]["reported"] and "hc" in report["dicom_sr"]["reported"]
+    assert reported["Head Circumference"] == pytest.approx(report["biometry"]["hc"]["value"], abs=0.05)
