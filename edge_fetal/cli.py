@@ -205,86 +205,27 @@ def _status_printer():
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
+    from edge_fetal.train.command import run
 
-    try:
-        from edge_fetal.train.build_data import build_training_data
-        from edge_fetal.train.config import load_config
-        from edge_fetal.train.loop import train
-    except ImportError as error:
-        raise EdgeFetalError(f"training needs the `train` extra (pip install -e '.[train]'): {error}") from None
-    try:
-        config = load_config(args.config)
-    except (OSError, ValueError) as error:
-        raise EdgeFetalError(f"cannot use config {args.config}: {error}") from None
-    started = time.monotonic()
-    data = build_training_data(config.data)
-    print(f"data ready in {time.monotonic() - started:.0f} s: {json.dumps({k: v for k, v in data.description.items() if 'subjects' not in k})}")
-    run_dir = Path(config.run.out_dir) / config.run.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "data.json").write_text(json.dumps(data.description, indent=2) + "\n")
-    try:
-        train(config, data.dataset, split=(data.train_rows, data.val_rows), resume=args.resume,
-              log=lambda line: print(line, flush=True))
-    except ValueError as error:
-        raise EdgeFetalError(str(error)) from None
-    print(f"trained in {(time.monotonic() - started) / 60:.1f} min: {run_dir}")
-    return 0
-
-
-def _parity_real_images(count: int) -> list:
-    """Real frames for the parity check and INT8 calibration: the benchmark's real-frame folder."""
-    from edge_fetal.bench.frames import real_frame_folder
-
-    folder, _ = real_frame_folder()
-    return sorted(folder.glob("*HC.png"))[:count]
-
-
-def _run_export_int8(args: argparse.Namespace) -> int:
-    from export.int8 import quantise_int8
-    from export.parity import parity_frames
-
-    frames, real_count = parity_frames(_parity_real_images(args.calibration_frames), simulated_per_plane=12, seed=4242)
-    out = quantise_int8(args.onnx, args.out, frames)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), calibrated on {real_count} real HC18 + "
-          f"{len(frames) - real_count} simulated frames; measure it with `edge-fetal eval --model {out}` "
-          f"and `edge-fetal bench` before shipping it")
-    return 0
+    return run(args)
 
 
 def _run_export_onnx(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
+    from export.command import run_onnx
 
-    from export.checkpoint import load_model
-    from export.manifest import model_manifest, write_manifest
-    from export.onnx_export import OPSET, export_onnx
-    from export.parity import check_parity, parity_frames
-    from edge_fetal.engines import manifest_path
-    from edge_fetal.model.load import trained_input_stride
-    from edge_fetal.model.unet import count_gflops, count_params
+    return run_onnx(args)
 
-    model, checkpoint = load_model(args.checkpoint)
-    data = checkpoint["config"]["data"]
-    image_size, trained_hw = data["image_size"], tuple(data.get("input_hw") or ())
-    stride = trained_input_stride(model, checkpoint)  # None: a fixed square graph
-    out = export_onnx(model, args.out, image_size, input_stride=stride)
-    frames, real_count = parity_frames(_parity_real_images(args.parity_frames))
-    parity = check_parity(model, out, frames, real_count)
-    print(parity.describe())
-    if not parity.passed:
-        raise EdgeFetalError(f"the exported {out} does not match the torch model; the manifest was not written")
-    data_file = Path(args.checkpoint).with_name("data.json")
-    data_description = json.loads(data_file.read_text()) if data_file.is_file() else {}
-    typical_hw = trained_hw or (image_size, image_size)
-    manifest = model_manifest(out, image_size, stride, typical_hw, OPSET, count_gflops(model, typical_hw),
-                              count_params(model), checkpoint, data_description)
-    manifest["model"]["parity"] = parity.as_dict()
-    write_manifest(manifest_path(out), manifest)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {manifest['model']['gflops_per_frame']:.2f} GFLOP/frame)"
-          f" and {manifest_path(out)}")
-    return 0
+
+def _run_export_int8(args: argparse.Namespace) -> int:
+    from export.command import run_int8
+
+    return run_int8(args)
+
+
+def _run_export_tensorrt(args: argparse.Namespace) -> int:
+    from export.command import run_tensorrt
+
+    return run_tensorrt(args)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
@@ -318,17 +259,6 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"], default="auto",
                         help="auto: a valid TensorRT engine, else ONNX Runtime GPU, else CPU; torch needs --model CHECKPOINT.pt")
     parser.add_argument("--engine", default=None, help="TensorRT engine (default: --model with .engine)")
-
-
-def _run_export_tensorrt(args: argparse.Namespace) -> int:
-    from edge_fetal.runtime.select import default_engine_path
-    from export.tensorrt_build import build_engine
-
-    started = time.monotonic()
-    build_engine(args.onnx, args.out or default_engine_path(args.onnx), fp16=not args.fp32, max_batch=args.max_batch,
-                 opt_batch=args.opt_batch, workspace_mb=args.workspace_mb, timing_cache_path=args.timing_cache or None)
-    print(f"built in {time.monotonic() - started:.0f} s")
-    return 0
 
 
 def _run_eval(args: argparse.Namespace) -> int:
