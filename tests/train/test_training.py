@@ -291,3 +291,16 @@ def test_config_loads_toml_and_rejects_unknown_keys(tmp_path):
     bad.write_text(json.dumps({"model": {"width": [8, 16]}}))
     with pytest.raises(ValueError, match="width"):
         load_config(bad)
+
+
+def test_train_command_names_a_bad_config_and_missing_data(tmp_path, capsys):
+    from edge_fetal.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nwidth = [8, 16]\n")
+    assert main(["train", "--config", str(bad)]) == 2
+    assert "cannot use config" in capsys.readouterr().err
+    nodata = tmp_path / "nodata.toml"
+    nodata.write_text(f'[data]\nhc18_dir = "{tmp_path / "nowhere"}"\n')
+    assert main(["train", "--config", str(nodata)]) == 2
+    assert "HC18 data not found" in capsys.readouterr().err
