@@ -319,3 +319,24 @@ def test_inference_plan_live_for_latency_offline_for_throughput():
     big = inference_plan(live=False, cores=32)
     StreamConfig(inference_workers=big.workers)  # a big server still gets a valid configuration
     assert (big.workers, big.threads) == (8, 4)
+
+
+def test_dicom_sr_is_written_at_the_end_and_a_failing_write_loses_nothing(tmp_path, grey_frames, fakes, monkeypatch):
+    sr_config = StreamConfig(fusion=FUSION, sinks=SinkConfig(report_interval_s=0.05, dicom_sr=True))
+    report = run_stream(source_of(grey_frames(32)), fakes.ScriptedBackend(fakes.head_then_abdomen(20)), sr_config,
+                        tmp_path / "ok")
+    assert report["dicom_sr"]["file"] == "report_sr.dcm" and (tmp_path / "ok" / "report_sr.dcm").is_file()
+    assert {"hc", "ac"} <= set(report["dicom_sr"]["reported"])
+
+    from edge_fetal.stream import dicom_sr
+
+    def refuse(*_args, **_kwargs):
+        raise dicom_sr.StructuredReportError("cannot write the DICOM SR report_sr.dcm: disk full")
+
+    monkeypatch.setattr(dicom_sr, "write_structured_report", refuse)
+    report = run_stream(source_of(grey_frames(32)), fakes.ScriptedBackend(fakes.head_then_abdomen(20)), sr_config,
+                        tmp_path / "full")
+    on_disk = json.loads((tmp_path / "full" / "report.json").read_text())
+    assert on_disk["dicom_sr"] == {"file": None, "error": "cannot write the DICOM SR report_sr.dcm: disk full"}
+    assert on_disk["biometry"]["hc"]["locked"] and len(events(tmp_path / "full")) == 32
+    assert "DICOM SR not written: cannot write" in "\n".join(summary_lines(report))
