@@ -51,12 +51,11 @@ def structure_crop_in_source(labels_model: np.ndarray, label: int, mapping: Lett
     so "touches the border" keeps its meaning, at a fraction of the full-frame cost.
     """
     height, width = mapping.src_hw
-    content_h, content_w = mapping.content_hw
     inside = _class_in_content(labels_model, label, mapping).view(np.uint8)
     left, top, box_w, box_h = cv2.boundingRect(inside)
     if box_w == 0:
         return SourceCrop(np.zeros((3, 3), bool), 0, 0)
-    scale_x, scale_y = content_w / width, content_h / height
+    scale_x, scale_y = mapping.scale_x, mapping.scale_y
     x0 = max(int((left - margin_model_px + 0.5) / scale_x - 0.5), 0)
     x1 = min(int((left + box_w - 1 + margin_model_px + 0.5) / scale_x + 0.5) + 1, width)
     y0 = max(int((top - margin_model_px + 0.5) / scale_y - 0.5), 0)
