@@ -32,11 +32,18 @@ SR_NAME = "report_sr.dcm"
 # Copied from a DICOM source so the SR files under the same patient and study.
 IDENTITY_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
                      "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")
-# (report key, section, LOINC concept) in the order a report reads.
-_MEASUREMENTS = (("hc", "FetalBiometry", "HeadCircumference"), ("bpd", "FetalBiometry", "BiparietalDiameter"),
-                 ("ofd", "FetalBiometry", "OccipitalFrontalDiameter"), ("ac", "FetalBiometry", "AbdominalCircumference"),
-                 ("fl", "FetalLongBones", "FemurLength"))
-_SUMMARY = (("ga", "GestationalAge", "weeks"), ("efw", "EstimatedWeight", "g"))
+_GRAM = Code("g", "UCUM", "gram")  # not in pydicom's UCUM dictionary
+# (report key, section, concept, unit) in the order a report reads. The Fetus Summary items are
+# the report's estimates (report["ga"], report["efw"]); the others its fused lengths (report["biometry"]).
+_ITEMS = (
+    ("hc", codes.DCM.FetalBiometry, codes.LN.HeadCircumference, codes.UCUM.Millimeter),
+    ("bpd", codes.DCM.FetalBiometry, codes.LN.BiparietalDiameter, codes.UCUM.Millimeter),
+    ("ofd", codes.DCM.FetalBiometry, codes.LN.OccipitalFrontalDiameter, codes.UCUM.Millimeter),
+    ("ac", codes.DCM.FetalBiometry, codes.LN.AbdominalCircumference, codes.UCUM.Millimeter),
+    ("fl", codes.DCM.FetalLongBones, codes.LN.FemurLength, codes.UCUM.Millimeter),
+    ("ga", codes.DCM.FetusSummary, codes.LN.GestationalAge, codes.UCUM.Week),
+    ("efw", codes.DCM.FetusSummary, codes.LN.EstimatedWeight, _GRAM),
+)
 
 
 class StructuredReportError(EdgeFetalError):
@@ -45,34 +52,29 @@ class StructuredReportError(EdgeFetalError):
 
 @dataclass(frozen=True)
 class SrContent:
-    """What goes into the SR (`key`, value, unit) and what was left out, with the reason."""
+    """What goes into the SR (key → value, in report order) and what was left out, with the reason."""
 
-    reported: tuple[tuple[str, float, str], ...]
+    reported: dict[str, float]
     left_out: dict[str, str]
 
 
 def sr_content(report: dict) -> SrContent:
     """Pick from a final stream report what an SR may carry (see the module docstring)."""
-    reported, left_out = [], {}
-    for key, _section, _concept in _MEASUREMENTS:
-        entry = report["biometry"].get(key)
+    reported, left_out = {}, {}
+    for key, section, _concept, _unit in _ITEMS:
+        estimate = section == codes.DCM.FetusSummary
+        entry = report.get(key) if estimate else report["biometry"].get(key)
         if entry is None:
             continue
-        if entry["unit"] != "mm":
+        if estimate and not entry["inputs_locked"]:
+            left_out[key] = "not all of its inputs locked"
+        elif not estimate and entry["unit"] != "mm":
             left_out[key] = f"in {entry['unit']}, not mm: the pixel spacing is unknown"
-        elif not entry["locked"]:
+        elif not estimate and not entry["locked"]:
             left_out[key] = "not locked: it did not settle over the scan"
         else:
-            reported.append((key, float(entry["value"]), "mm"))
-    for key, _concept, unit in _SUMMARY:
-        estimate = report.get(key)
-        if estimate is None:
-            continue
-        if not estimate["inputs_locked"]:
-            left_out[key] = "not all of its inputs locked"
-        else:
-            reported.append((key, float(estimate["value"]), unit))
-    return SrContent(tuple(reported), left_out)
+            reported[key] = float(entry["value"])
+    return SrContent(reported, left_out)
 
 
 def write_structured_report(report: dict, path: str | Path, identity: Dataset | None = None,
@@ -82,7 +84,7 @@ def write_structured_report(report: dict, path: str | Path, identity: Dataset | 
     source's patient and study attributes (`dicom_identity`), or None. Writes nothing, and says why,
     when no length is in mm or nothing locked."""
     content = sr_content(report)
-    entry = {"file": None, "reported": [key for key, _, _ in content.reported], "left_out": content.left_out}
+    entry = {"file": None, "reported": list(content.reported), "left_out": content.left_out}
     if not content.reported:
         entry["reason"] = ("no pixel spacing: lengths are in pixels, and an SR carries mm only"
                            if any(e["unit"] != "mm" for e in report["biometry"].values())
@@ -145,18 +147,13 @@ def _observer() -> list[Dataset]:
 
 def _sections(content: SrContent) -> list[Dataset]:
     """One container per section, each holding its NUM items, in report order."""
-    units = {"mm": codes.UCUM.Millimeter, "weeks": codes.UCUM.Week, "g": Code("g", "UCUM", "gram")}
-    values = {key: (value, unit) for key, value, unit in content.reported}
-    placed = [(section, concept, key) for key, section, concept in _MEASUREMENTS]
-    placed += [("FetusSummary", concept, key) for key, concept, _ in _SUMMARY]
-    sections: dict[str, list] = {}
-    for section, concept, key in placed:
-        if key in values:
-            value, unit = values[key]
-            sections.setdefault(section, []).append(_number(getattr(codes.LN, concept), value, units[unit]))
+    sections: dict[Code, list[Dataset]] = {}
+    for key, section, concept, unit in _ITEMS:
+        if key in content.reported:
+            sections.setdefault(section, []).append(_number(concept, content.reported[key], unit))
     containers = []
     for section, items in sections.items():
-        container = _item("CONTAINS", "CONTAINER", getattr(codes.DCM, section))
+        container = _item("CONTAINS", "CONTAINER", section)
         container.ContinuityOfContent, container.ContentSequence = "SEPARATE", items
         containers.append(container)
     return containers
