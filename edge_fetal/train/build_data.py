@@ -35,9 +35,12 @@ class _Rows:
     groups: list = field(default_factory=list)
     is_val: list = field(default_factory=list)
     is_real_head: list = field(default_factory=list)
+    true_hc_mm: list = field(default_factory=list)  # a real head's HC truth; inf where none
 
-    def add(self, image, labels, plane: str, group: str, is_val: bool, is_real_head: bool = False) -> None:
+    def add(self, image, labels, plane: str, group: str, is_val: bool, is_real_head: bool = False,
+            true_hc_mm: float | None = None) -> None:
         self.is_real_head.append(is_real_head)
+        self.true_hc_mm.append(np.inf if true_hc_mm is None else true_hc_mm)
         self.images.append(image)
         self.labels.append(labels)
         self.planes.append(PLANES.index(plane))
@@ -84,8 +87,7 @@ def build_training_data(cfg: DataConfig) -> TrainingData:
         np.stack(rows.images), np.stack(rows.labels), np.ones(len(rows.images), bool),
         np.array(rows.planes, np.int64), groups=np.array(rows.groups),
     )
-    real_train = np.flatnonzero(~is_val & np.array(rows.is_real_head))
-    train_rows = np.concatenate([np.flatnonzero(~is_val)] + [real_train] * (cfg.hc18_repeat - 1))
+    train_rows = epoch_rows(is_val, np.array(rows.is_real_head), np.array(rows.true_hc_mm), cfg)
     description = {
         "hc18_train_images": len(train_items), "hc18_validation_images": len(val_items),
         "hc18_validation_subjects": sorted({item.subject for item in val_items}),
@@ -94,16 +96,28 @@ def build_training_data(cfg: DataConfig) -> TrainingData:
         "simulated_val_per_plane": dict(zip(PLANES, cfg.sim_val)),
         "pasted_on_real_train_per_plane": dict(zip(PASTED_PLANES, cfg.pasted_train)),
         "pasted_on_real_val_per_plane": dict(zip(PASTED_PLANES, cfg.pasted_val)),
+        "hc18_small_heads_train": sum(item.hc_mm < cfg.hc18_small_head_hc_mm for item in train_items), "hc18_small_head_extra_repeats": cfg.hc18_small_head_repeat,
         "train_rows_per_epoch": int(len(train_rows)), "val_rows": int(is_val.sum()),
     }
     return TrainingData(dataset, train_rows, np.flatnonzero(is_val), description)
+
+
+def epoch_rows(is_val: np.ndarray, is_real_head: np.ndarray, true_hc_mm: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """The rows of one training epoch: every training row once, each real head `hc18_repeat`
+    times in all, and each early-pregnancy head (true HC under `hc18_small_head_hc_mm`)
+    `hc18_small_head_repeat` times more."""
+    train = ~is_val
+    real = np.flatnonzero(train & is_real_head)
+    small = np.flatnonzero(train & is_real_head & (true_hc_mm < cfg.hc18_small_head_hc_mm))
+    return np.concatenate([np.flatnonzero(train)] + [real] * (cfg.hc18_repeat - 1) + [small] * cfg.hc18_small_head_repeat)
 
 
 def _add_hc18(rows: _Rows, train_items: list[HC18Item], val_items: list[HC18Item], box: tuple[int, int]) -> None:
     tagged = [(item, False) for item in train_items] + [(item, True) for item in val_items]
     for item, is_val in progress(tagged, total=len(tagged), label="HC18 frames"):
         image, labels = to_model(load_image(item.image_path), head_mask(item).astype(np.uint8), box)
-        rows.add(image, labels, "head", f"hc18:{item.subject}", is_val, is_real_head=True)
+        rows.add(image, labels, "head", f"hc18:{item.subject}", is_val, is_real_head=True,
+                 true_hc_mm=item.hc_mm)
 
 
 def _add_simulated(rows: _Rows, cfg: DataConfig) -> None:

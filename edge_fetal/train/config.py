@@ -34,6 +34,11 @@ class DataConfig:
     hc18_dir: str = "../shared/data/hc18"
     hc18_val_fraction: float = 0.2
     hc18_repeat: int = 2  # each real training frame appears this often per epoch (fresh augmentation)
+    # Early-pregnancy heads (true HC under hc18_small_head_hc_mm), small in the frame and often
+    # beside a gestational sac, are where the head mask fails most: each appears this many more
+    # times per epoch.
+    hc18_small_head_repeat: int = 0
+    hc18_small_head_hc_mm: float = 100.0
     split_seed: int = 0
     # Simulated frames per plane (head, abdomen, femur, other), and simulated targets pasted on
     # real HC18 backgrounds (abdomen, femur, other) so "real texture" never means "head".

@@ -304,3 +304,17 @@ def test_train_command_names_a_bad_config_and_missing_data(tmp_path, capsys):
     nodata.write_text(f'[data]\nhc18_dir = "{tmp_path / "nowhere"}"\n')
     assert main(["train", "--config", str(nodata)]) == 2
     assert "HC18 data not found" in capsys.readouterr().err
+
+
+def test_an_epoch_shows_real_heads_and_early_pregnancy_heads_as_often_as_configured():
+    from edge_fetal.train.build_data import epoch_rows
+    from edge_fetal.train.config import DataConfig
+
+    # rows: 0 small real head, 1 large real head, 2 simulated, 3 small real head in validation
+    is_val = np.array([False, False, False, True])
+    is_real_head = np.array([True, True, False, True])
+    true_hc_mm = np.array([80.0, 250.0, np.inf, 90.0])
+    plain = epoch_rows(is_val, is_real_head, true_hc_mm, DataConfig(hc18_repeat=2))
+    assert sorted(plain.tolist()) == [0, 0, 1, 1, 2]
+    weighted = epoch_rows(is_val, is_real_head, true_hc_mm, DataConfig(hc18_repeat=2, hc18_small_head_repeat=2))
+    assert sorted(weighted.tolist()) == [0, 0, 0, 0, 1, 1, 2]  # validation rows never train
