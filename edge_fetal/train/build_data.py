@@ -96,7 +96,8 @@ def build_training_data(cfg: DataConfig) -> TrainingData:
         "simulated_val_per_plane": dict(zip(PLANES, cfg.sim_val)),
         "pasted_on_real_train_per_plane": dict(zip(PASTED_PLANES, cfg.pasted_train)),
         "pasted_on_real_val_per_plane": dict(zip(PASTED_PLANES, cfg.pasted_val)),
-        "hc18_small_heads_train": sum(item.hc_mm < cfg.hc18_small_head_hc_mm for item in train_items), "hc18_small_head_extra_repeats": cfg.hc18_small_head_repeat,
+        "hc18_small_heads_train": sum(item.hc_mm < cfg.hc18_small_head_hc_mm for item in train_items),
+        "hc18_small_head_extra_repeats": cfg.hc18_small_head_repeat,
         "train_rows_per_epoch": int(len(train_rows)), "val_rows": int(is_val.sum()),
     }
     return TrainingData(dataset, train_rows, np.flatnonzero(is_val), description)

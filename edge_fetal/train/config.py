@@ -134,6 +134,9 @@ class TrainConfig:
         if self.data.input_hw and (len(self.data.input_hw) != 2 or any(v < stride or v % stride for v in self.data.input_hw)):
             raise ValueError(f"data.input_hw must be [H, W], both multiples of the network's stride {stride}, "
                              f"got {list(self.data.input_hw)}")
+        if self.data.hc18_repeat < 1 or self.data.hc18_small_head_repeat < 0:
+            raise ValueError(f"data.hc18_repeat must be >= 1 and data.hc18_small_head_repeat >= 0, got "
+                             f"{self.data.hc18_repeat} and {self.data.hc18_small_head_repeat}")
         if not 0.0 <= self.data.val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
         if self.loss.dice_pooling not in ("batch", "image", "both"):

@@ -318,3 +318,10 @@ def test_an_epoch_shows_real_heads_and_early_pregnancy_heads_as_often_as_configu
     assert sorted(plain.tolist()) == [0, 0, 1, 1, 2]
     weighted = epoch_rows(is_val, is_real_head, true_hc_mm, DataConfig(hc18_repeat=2, hc18_small_head_repeat=2))
     assert sorted(weighted.tolist()) == [0, 0, 0, 0, 1, 1, 2]  # validation rows never train
+
+
+def test_config_refuses_a_repeat_that_would_drop_real_heads(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[data]\nhc18_small_head_repeat = -1\n")
+    with pytest.raises(ValueError, match="hc18_small_head_repeat"):
+        load_config(config)
