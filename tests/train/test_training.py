@@ -320,7 +320,7 @@ def test_an_epoch_shows_real_heads_and_early_pregnancy_heads_as_often_as_configu
     assert sorted(weighted.tolist()) == [0, 0, 0, 0, 1, 1, 2]  # validation rows never train
 
 
-def test_config_refuses_a_repeat_that_would_drop_real_heads(tmp_path):
+def test_config_refuses_a_negative_small_head_repeat_naming_the_key(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text("[data]\nhc18_small_head_repeat = -1\n")
     with pytest.raises(ValueError, match="hc18_small_head_repeat"):
