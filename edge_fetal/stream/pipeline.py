@@ -6,7 +6,9 @@ model (stages.py `infer`) and hands each result on through a one-item queue (off
 backend that takes parallel calls, `inference_workers` such threads infer frames side by side and
 hand them on in order); this thread measures and fuses (stages.py `finish`), in frame order; the
 render thread draws and writes (sinks.py, fed by a bounded queue). So the model runs on frame N+1
-while frame N is measured.
+while frame N is measured. Live (one frame in the model at a time), the inference thread measures
+and fuses its frame itself: no next frame is waiting to overlap with, and a hand-off would add a
+thread wake-up to every frame's capture→result (PROFILE.md: p99 0.0-4.0 ms lower in 5 of 5 sets).
 Files run offline (every frame, nothing dropped) unless `realtime`; live sources always drop
 stale frames. A frame failing in any stage is counted and skipped; `max_consecutive_failures` in a
 row stop the run. Frames already inferred when the run stops are counted as dropped. Ctrl-C stops
@@ -32,6 +34,7 @@ from edge_fetal.runtime.backend import Backend
 from edge_fetal.stream.config import StreamConfig
 from edge_fetal.stream.fusion import Fusion, FusionState
 from edge_fetal.stream.grabber import Grabber
+from edge_fetal.stream.record import FrameRecord
 from edge_fetal.stream.report import ReportWriter, StreamCounters, build_report
 from edge_fetal.stream.sinks import REPORT_NAME, Sinks
 from edge_fetal.stream.sources import FrameSource, open_source
@@ -67,7 +70,13 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
     last: dict[str, Any] = {"state": None, "spacing": config.pixel_spacing, "status_at": -math.inf}
 
     workers = config.inference_workers if backend.parallel_calls else 1
-    inference = InferenceThread(grabber, process, stop, workers)
+
+    def finish(item: Inferred) -> FrameRecord:
+        fps.tick(time.monotonic())
+        return process.finish(item, fps.fps)
+
+    finish_here = latest and workers == 1
+    inference = InferenceThread(grabber, process, stop, workers, finish=finish if finish_here else None)
 
     def report(final: bool) -> StreamReport:
         spacing = last["spacing"]
@@ -85,11 +94,10 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
                 if item is END_OF_FRAMES:
                     break
                 now = time.monotonic()
-                fps.tick(now)
                 try:
                     if isinstance(item, FailedFrame):
                         raise item.error
-                    record = process.finish(item, fps.fps)
+                    record = item if isinstance(item, FrameRecord) else finish(item)
                 except Exception as error:  # error policy: count, skip, carry on (up to a limit)
                     counters.failed.count(f"{type(error).__name__}", str(error))
                     failures_in_row += 1
@@ -103,7 +111,7 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
                 counters.processed += 1
                 last["state"], last["spacing"] = record.state, record.spacing or last["spacing"]
                 if progress is not None and now - last["status_at"] >= 0.25:
-                    progress(status_line(counters.processed, fps.fps, record.state))
+                    progress(status_line(counters.processed, record.fps, record.state))
                     last["status_at"] = now
                 if reports.due(now):
                     reports.write(report(False), now)
@@ -165,15 +173,21 @@ END_OF_FRAMES = object()  # the inference thread has no more frames to hand on
 class InferenceThread:
     """Takes frames from the grabber, runs `process.infer` on each, and hands the results on in
     frame order through a one-item queue (back-pressure: it waits while the consumer is behind).
+    With `finish` (one worker only), each result is finished here too and a `FrameRecord` is
+    handed on instead.
 
     With `workers` > 1 (offline runs, a backend that takes parallel calls) that many threads take
     frames in turn and infer side by side; each hands its result on only after the frame before.
-    `take()` gives an `Inferred`, a `FailedFrame`, `END_OF_FRAMES`, or None on timeout. `stop()`
-    ends the threads; frames taken but never handed on are counted in `abandoned`.
+    `take()` gives an `Inferred` (a `FrameRecord` with `finish`), a `FailedFrame`, `END_OF_FRAMES`,
+    or None on timeout. `stop()` ends the threads; frames taken but never handed on are counted in
+    `abandoned`.
     """
 
-    def __init__(self, grabber: Grabber, process: FrameProcessor, stop: threading.Event, workers: int = 1) -> None:
-        self.grabber, self.process, self.stop_requested = grabber, process, stop
+    def __init__(self, grabber: Grabber, process: FrameProcessor, stop: threading.Event, workers: int = 1,
+                 finish: Callable[[Inferred], FrameRecord] | None = None) -> None:
+        if finish is not None and workers != 1:
+            raise ValueError("frames can be finished on the inference thread only with one worker (frame order)")
+        self.grabber, self.process, self.stop_requested, self.finish = grabber, process, stop, finish
         self.abandoned = 0
         self._handoff: queue.Queue = queue.Queue(maxsize=1)
         self._halt = threading.Event()
@@ -207,7 +221,9 @@ class InferenceThread:
                     break
                 continue
             try:
-                item: Inferred | FailedFrame = self.process.infer(frame, (time.monotonic() - waiting_since) * 1e3)
+                item: Inferred | FrameRecord | FailedFrame = self.process.infer(frame, (time.monotonic() - waiting_since) * 1e3)
+                if self.finish is not None:
+                    item = self.finish(item)
             except Exception as error:  # counted by the consumer, like a failure in any stage
                 item = FailedFrame(error)
             if not self._hand_on_in_turn(turn, item):
@@ -239,7 +255,7 @@ class InferenceThread:
                 continue
         return False
 
-    def take(self, timeout: float) -> Inferred | FailedFrame | object | None:
+    def take(self, timeout: float) -> Inferred | FrameRecord | FailedFrame | object | None:
         try:
             return self._handoff.get(timeout=timeout)
         except queue.Empty:

@@ -340,3 +340,28 @@ def test_dicom_sr_is_written_at_the_end_and_a_failing_write_loses_nothing(tmp_pa
     assert on_disk["dicom_sr"] == {"file": None, "error": "cannot write the DICOM SR report_sr.dcm: disk full"}
     assert on_disk["biometry"]["hc"]["locked"] and len(events(tmp_path / "full")) == 32
     assert "DICOM SR not written: cannot write" in "\n".join(summary_lines(report))
+
+
+def test_live_frames_are_measured_on_the_inference_thread_with_the_same_results(tmp_path, grey_frames, fakes, monkeypatch):
+    """Live, nothing is left to overlap, so the inference thread finishes its own frame (no hand-off
+    before the result); offline the main thread does. Same frames in, same fused figures out."""
+    from edge_fetal.stream import stages
+
+    finished_on = []
+    original_finish = stages.FrameProcessor.finish
+
+    def finish(self, inferred, fps):
+        finished_on.append(threading.current_thread().name)
+        return original_finish(self, inferred, fps)
+
+    monkeypatch.setattr(stages.FrameProcessor, "finish", finish)
+    backend = fakes.ScriptedBackend(lambda i: "head", delay_s=0.002)
+    live = run_stream(source_of(grey_frames(20), fps=50.0), backend, config(realtime=True), tmp_path / "live")
+    assert live["stream"]["frames_dropped"] == 0 and live["stream"]["frames_processed"] == 20
+    assert set(finished_on) == {"edge-fetal-inference-0"}
+    finished_on.clear()
+    offline = run_stream(source_of(grey_frames(20)), backend, config(), tmp_path / "offline")
+    assert set(finished_on) == {threading.main_thread().name}
+    figures = lambda report: {name: (e["value"], e["spread_sd"], e["locked"], e["frames_used"])  # noqa: E731
+                              for name, e in report["biometry"].items()}
+    assert figures(live) == figures(offline) and "hc" in figures(live)
