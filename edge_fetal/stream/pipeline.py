@@ -221,7 +221,8 @@ class InferenceThread:
                     break
                 continue
             try:
-                item: Inferred | FrameRecord | FailedFrame = self.process.infer(frame, (time.monotonic() - waiting_since) * 1e3)
+                grab_wait_ms = (time.monotonic() - waiting_since) * 1e3
+                item: Inferred | FrameRecord | FailedFrame = self.process.infer(frame, grab_wait_ms)
                 if self.finish is not None:
                     item = self.finish(item)
             except Exception as error:  # counted by the consumer, like a failure in any stage
