@@ -87,7 +87,8 @@ def build_training_data(cfg: DataConfig) -> TrainingData:
         np.stack(rows.images), np.stack(rows.labels), np.ones(len(rows.images), bool),
         np.array(rows.planes, np.int64), groups=np.array(rows.groups),
     )
-    train_rows = epoch_rows(is_val, np.array(rows.is_real_head), np.array(rows.true_hc_mm), cfg)
+    is_real_head, true_hc_mm = np.array(rows.is_real_head), np.array(rows.true_hc_mm)
+    train_rows = epoch_rows(is_val, is_real_head, true_hc_mm, cfg)
     description = {
         "hc18_train_images": len(train_items), "hc18_validation_images": len(val_items),
         "hc18_validation_subjects": sorted({item.subject for item in val_items}),
@@ -96,7 +97,7 @@ def build_training_data(cfg: DataConfig) -> TrainingData:
         "simulated_val_per_plane": dict(zip(PLANES, cfg.sim_val)),
         "pasted_on_real_train_per_plane": dict(zip(PASTED_PLANES, cfg.pasted_train)),
         "pasted_on_real_val_per_plane": dict(zip(PASTED_PLANES, cfg.pasted_val)),
-        "hc18_small_heads_train": sum(item.hc_mm < cfg.hc18_small_head_hc_mm for item in train_items),
+        "hc18_small_heads_train": len(early_pregnancy_rows(~is_val, is_real_head, true_hc_mm, cfg)),
         "hc18_small_head_extra_repeats": cfg.hc18_small_head_repeat,
         "train_rows_per_epoch": int(len(train_rows)), "val_rows": int(is_val.sum()),
     }
@@ -109,8 +110,13 @@ def epoch_rows(is_val: np.ndarray, is_real_head: np.ndarray, true_hc_mm: np.ndar
     `hc18_small_head_repeat` times more."""
     train = ~is_val
     real = np.flatnonzero(train & is_real_head)
-    small = np.flatnonzero(train & is_real_head & (true_hc_mm < cfg.hc18_small_head_hc_mm))
+    small = early_pregnancy_rows(train, is_real_head, true_hc_mm, cfg)
     return np.concatenate([np.flatnonzero(train)] + [real] * (cfg.hc18_repeat - 1) + [small] * cfg.hc18_small_head_repeat)
+
+
+def early_pregnancy_rows(among: np.ndarray, is_real_head: np.ndarray, true_hc_mm: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """The rows of `among` that are real heads with a true HC under `hc18_small_head_hc_mm`."""
+    return np.flatnonzero(among & is_real_head & (true_hc_mm < cfg.hc18_small_head_hc_mm))
 
 
 def _add_hc18(rows: _Rows, train_items: list[HC18Item], val_items: list[HC18Item], box: tuple[int, int]) -> None:
