@@ -12,15 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edge_fetal.model import DICE_POOLING
+
 
 class LossTerms(NamedTuple):
     total: torch.Tensor
     seg_ce: torch.Tensor
     dice: torch.Tensor  # 1 - mean soft Dice over foreground classes present (pooled as configured)
     plane_ce: torch.Tensor
-
-
-DICE_POOLING = ("batch", "image", "both")
 
 
 def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6, pooling: str = "batch") -> torch.Tensor:

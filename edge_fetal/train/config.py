@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_fetal.model import DICE_POOLING
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -139,8 +141,8 @@ class TrainConfig:
                              f"{self.data.hc18_repeat} and {self.data.hc18_small_head_repeat}")
         if not 0.0 <= self.data.val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
-        if self.loss.dice_pooling not in ("batch", "image", "both"):
-            raise ValueError(f"loss.dice_pooling must be 'batch', 'image' or 'both', got {self.loss.dice_pooling!r}")
+        if self.loss.dice_pooling not in DICE_POOLING:
+            raise ValueError(f"loss.dice_pooling must be one of {DICE_POOLING}, got {self.loss.dice_pooling!r}")
         if self.optim.schedule not in ("onecycle", "cosine"):
             raise ValueError(f"optim.schedule must be 'onecycle' or 'cosine', got {self.optim.schedule!r}")
         if self.optim.epochs < 1 or self.optim.lr <= 0:
