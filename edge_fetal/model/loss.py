@@ -54,15 +54,19 @@ class MultiTaskLoss(nn.Module):
     seg_target [N,H,W] int64, has_mask [N] bool, plane_target [N] int64.
     """
 
-    def __init__(self, seg_weight: float = 1.0, plane_weight: float = 1.0, dice_pooling: str = "batch"):
+    def __init__(self, seg_weight: float = 1.0, plane_weight: float = 1.0, dice_pooling: str = "batch",
+                 dice_weight: float = 1.0):
         super().__init__()
         if seg_weight < 0 or plane_weight < 0 or seg_weight + plane_weight == 0:
             raise ValueError(f"weights must be >= 0 and not both 0, got {seg_weight}, {plane_weight}")
+        if dice_weight < 0:
+            raise ValueError(f"dice_weight must be >= 0, got {dice_weight}")
         if dice_pooling not in DICE_POOLING:
             raise ValueError(f"dice_pooling must be one of {DICE_POOLING}, got {dice_pooling!r}")
         self.seg_weight = seg_weight
         self.plane_weight = plane_weight
         self.dice_pooling = dice_pooling
+        self.dice_weight = dice_weight
 
     def forward(
         self,
@@ -80,5 +84,5 @@ class MultiTaskLoss(nn.Module):
             dice = soft_dice_loss(logits.softmax(dim=1), target, pooling=self.dice_pooling)
         else:
             seg_ce = dice = plane_ce.new_zeros(())
-        total = self.seg_weight * (seg_ce + dice) + self.plane_weight * plane_ce
+        total = self.seg_weight * (seg_ce + self.dice_weight * dice) + self.plane_weight * plane_ce
         return LossTerms(total, seg_ce, dice, plane_ce)

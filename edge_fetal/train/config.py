@@ -72,6 +72,9 @@ class LossConfig:  # keyword arguments of MultiTaskLoss
     seg_weight: float = 1.0
     plane_weight: float = 1.0
     dice_pooling: str = "batch"  # "batch" | "image" | "both" (model/loss.py)
+    # The Dice term's share of the segmentation loss (seg_ce + dice_weight * dice); 0 = cross-entropy
+    # alone, whose boundary sits where the classes are equally likely rather than where overlap pays.
+    dice_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ class TrainConfig:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
         if self.loss.dice_pooling not in DICE_POOLING:
             raise ValueError(f"loss.dice_pooling must be one of {DICE_POOLING}, got {self.loss.dice_pooling!r}")
+        if self.loss.dice_weight < 0:
+            raise ValueError(f"loss.dice_weight must be >= 0, got {self.loss.dice_weight}")
         if self.optim.schedule not in ("onecycle", "cosine"):
             raise ValueError(f"optim.schedule must be 'onecycle' or 'cosine', got {self.optim.schedule!r}")
         if self.optim.epochs < 1 or self.optim.lr <= 0:

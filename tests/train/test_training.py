@@ -136,6 +136,19 @@ def test_loss_ignores_samples_without_mask():
     assert torch.isfinite(none.total) and float(none.total) == pytest.approx(0.5 * float(none.plane_ce))
 
 
+def test_dice_weight_scales_only_the_dice_term():
+    torch.manual_seed(1)
+    seg, plane = torch.randn(2, 4, 16, 16), torch.randn(2, 4)
+    args = (torch.randint(0, 4, (2, 16, 16)), torch.tensor([True, True]), torch.tensor([0, 2]))
+    full = MultiTaskLoss(plane_weight=0.5)(seg, plane, *args)
+    ce_only = MultiTaskLoss(plane_weight=0.5, dice_weight=0.0)(seg, plane, *args)
+    assert float(full.dice) > 0.1 and float(ce_only.dice) == pytest.approx(float(full.dice))
+    assert float(ce_only.total) == pytest.approx(float(full.seg_ce) + 0.5 * float(full.plane_ce))
+    assert float(full.total) == pytest.approx(float(ce_only.total) + float(full.dice))
+    with pytest.raises(ValueError, match="loss.dice_weight"):
+        TrainConfig.from_dict({"loss": {"dice_weight": -1.0}})
+
+
 def test_dice_near_zero_for_perfect_prediction():
     target = torch.zeros(1, 16, 16, dtype=torch.long)
     target[0, 4:10, 4:10] = 2
