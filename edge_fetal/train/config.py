@@ -75,6 +75,19 @@ class LossConfig:  # keyword arguments of MultiTaskLoss
     # The Dice term's share of the segmentation loss (seg_ce + dice_weight * dice); 0 = cross-entropy
     # alone, whose boundary sits where the classes are equally likely rather than where overlap pays.
     dice_weight: float = 1.0
+    # The last N epochs train on cross-entropy alone (dice_weight 0): the Dice term shapes the
+    # outline early, then pushes it outward (README, "Cross-entropy alone for a last stage").
+    cross_entropy_last_epochs: int = 0
+
+    def loss_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of MultiTaskLoss (the schedule is the training loop's)."""
+        arguments = dataclasses.asdict(self)
+        del arguments["cross_entropy_last_epochs"]
+        return arguments
+
+    def dice_weight_at(self, epoch: int, epochs: int) -> float:
+        """The Dice weight of 0-based `epoch` out of `epochs`."""
+        return 0.0 if epoch >= epochs - self.cross_entropy_last_epochs else self.dice_weight
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,9 @@ class TrainConfig:
             raise ValueError(f"loss.dice_pooling must be one of {DICE_POOLING}, got {self.loss.dice_pooling!r}")
         if self.loss.dice_weight < 0:
             raise ValueError(f"loss.dice_weight must be >= 0, got {self.loss.dice_weight}")
+        if not 0 <= self.loss.cross_entropy_last_epochs < self.optim.epochs:
+            raise ValueError(f"loss.cross_entropy_last_epochs must be in [0, optim.epochs), "
+                             f"got {self.loss.cross_entropy_last_epochs}")
         if self.optim.schedule not in ("onecycle", "cosine"):
             raise ValueError(f"optim.schedule must be 'onecycle' or 'cosine', got {self.optim.schedule!r}")
         if self.optim.epochs < 1 or self.optim.lr <= 0:

@@ -77,7 +77,7 @@ def train(
     try:
         torch.manual_seed(cfg.run.seed)
         model = MultiTaskUNet(**dataclasses.asdict(cfg.model)).to(memory_format=torch.channels_last)
-        loss_fn = MultiTaskLoss(**dataclasses.asdict(cfg.loss))
+        loss_fn = MultiTaskLoss(**cfg.loss.loss_arguments())
         batch_size = cfg.data.batch_size
         steps_per_epoch = max(1, len(train_set) // batch_size)
         optimizer = _optimizer(model, cfg)
@@ -101,6 +101,7 @@ def train(
         for epoch in range(start_epoch, cfg.optim.epochs):
             t0 = time.monotonic()
             train_set.set_epoch(epoch)
+            loss_fn.dice_weight = cfg.loss.dice_weight_at(epoch, cfg.optim.epochs)
             shuffle = torch.Generator().manual_seed(cfg.run.seed * 100_003 + epoch)
             order = torch.randperm(len(train_set), generator=shuffle)
             loader = DataLoader(train_set, batch_size=batch_size, sampler=order.tolist(),
@@ -120,7 +121,7 @@ def train(
             if is_best:
                 _atomic_save(state, run_dir / "best.pt")
             record = {"epoch": epoch + 1, "train": train_figures, "val": val_figures, "best": is_best,
-                      "lr": scheduler.get_last_lr()[0], "seconds": round(time.monotonic() - t0, 1)}
+                      "dice_weight": loss_fn.dice_weight, "lr": scheduler.get_last_lr()[0], "seconds": round(time.monotonic() - t0, 1)}
             with open(run_dir / "history.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             log(f"epoch {epoch + 1}/{cfg.optim.epochs} " + _format_figures(val_figures or train_figures)

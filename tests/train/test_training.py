@@ -149,6 +149,19 @@ def test_dice_weight_scales_only_the_dice_term():
         TrainConfig.from_dict({"loss": {"dice_weight": -1.0}})
 
 
+def test_last_epochs_train_on_cross_entropy_alone_as_configured(tmp_path):
+    cfg = _config_with(tiny_config(tmp_path, "ce_last"), loss={"cross_entropy_last_epochs": 1})
+    run_dir = train(cfg, tiny_data(), split=SPLIT, log=lambda _: None)
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert [h["dice_weight"] for h in history] == [1.0, 0.0]
+    first, last = history[0]["train"], history[1]["train"]
+    assert first["loss"] == pytest.approx(first["seg_ce"] + first["dice"] + first["plane_ce"], abs=1e-3)
+    assert last["dice"] > 0.05  # still computed and logged, not trained on
+    assert last["loss"] == pytest.approx(last["seg_ce"] + last["plane_ce"], abs=1e-3)
+    with pytest.raises(ValueError, match="loss.cross_entropy_last_epochs"):
+        _config_with(tiny_config(tmp_path), loss={"cross_entropy_last_epochs": 2})
+
+
 def test_dice_near_zero_for_perfect_prediction():
     target = torch.zeros(1, 16, 16, dtype=torch.long)
     target[0, 4:10, 4:10] = 2
