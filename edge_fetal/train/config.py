@@ -68,7 +68,7 @@ class ModelConfig:  # keyword arguments of MultiTaskUNet
 
 
 @dataclass(frozen=True)
-class LossConfig:  # keyword arguments of MultiTaskLoss
+class LossConfig:  # keyword arguments of MultiTaskLoss (`loss_arguments`), and the Dice schedule
     seg_weight: float = 1.0
     plane_weight: float = 1.0
     dice_pooling: str = "batch"  # "batch" | "image" | "both" (model/loss.py)

@@ -121,7 +121,8 @@ def train(
             if is_best:
                 _atomic_save(state, run_dir / "best.pt")
             record = {"epoch": epoch + 1, "train": train_figures, "val": val_figures, "best": is_best,
-                      "dice_weight": loss_fn.dice_weight, "lr": scheduler.get_last_lr()[0], "seconds": round(time.monotonic() - t0, 1)}
+                      "dice_weight": loss_fn.dice_weight, "lr": scheduler.get_last_lr()[0],
+                      "seconds": round(time.monotonic() - t0, 1)}
             with open(run_dir / "history.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             log(f"epoch {epoch + 1}/{cfg.optim.epochs} " + _format_figures(val_figures or train_figures)
