@@ -24,6 +24,9 @@ from edge_fetal.biometry import Ellipse, ramanujan_perimeter
 PLANES = ("head", "abdomen", "femur", "other")
 MASK_LABELS = {"head": 1, "abdomen": 2, "femur": 3}
 GA_RANGE_WEEKS = (14.0, 40.0)
+# Early-pregnancy heads (late first trimester): HC 46-97 mm at the mean, as HC18's smallest heads
+# (44-100 mm). Hadlock's HC regression is extrapolated below its 14-week range for these.
+EARLY_GA_RANGE_WEEKS = (10.5, 14.0)
 MM_PER_PX_RANGE = (0.05, 0.30)
 
 
@@ -82,6 +85,25 @@ def sample_subject(rng: np.random.Generator, ga_weeks: float | None = None) -> S
         femur_width_mm=float(2.0 + 3.0 * growth + rng.uniform(-0.3, 0.3)),
         femur_bend=float(rng.uniform(0.01, 0.035) * rng.choice([-1.0, 1.0])),
         skull_thickness_mm=float(1.2 + 2.0 * growth + rng.uniform(-0.2, 0.2)),
+    )
+
+
+def sample_early_subject(rng: np.random.Generator) -> SubjectSizes:
+    """A fetus of 10.5-14 weeks for an early-pregnancy head frame: small head, thin and faintly
+    ossified skull. Only the head's sizes are meant to be used (the other planes stay 14-40 weeks)."""
+    ga = float(rng.uniform(*EARLY_GA_RANGE_WEEKS))
+    hc, ac, fl = mean_sizes_mm(ga)
+    vary = rng.normal(1.0, 0.05, size=3).clip(0.85, 1.15)
+    return SubjectSizes(
+        ga_weeks=ga,
+        hc_mm=hc * vary[0],
+        cephalic_index=float(rng.uniform(0.72, 0.88)),
+        ac_mm=ac * vary[1],
+        abdomen_aspect=float(rng.uniform(0.82, 0.98)),
+        fl_mm=max(fl * vary[2], 1.0),
+        femur_width_mm=1.5,
+        femur_bend=0.0,
+        skull_thickness_mm=float(rng.uniform(0.5, 1.0)),
     )
 
 

@@ -80,6 +80,33 @@ def _head(s: SubjectSizes, mmpx: float, cx: float, cy: float, angle: float):
     return skull, build
 
 
+def early_head(s: SubjectSizes, mmpx: float, cx: float, cy: float, angle: float):
+    """A late-first-trimester head: a thin, faint skull that leaves gaps against tissue, a brain
+    about as grey as the tissue around it, and the large echogenic choroid plexuses that fill
+    most of each hemisphere at that age ("butterfly"); no cavum septi pellucidi yet."""
+    a, b = semi_axes_for_perimeter(s.hc_mm / mmpx, s.cephalic_index)
+    skull = Ellipse(cx, cy, a, b, angle)
+
+    def build(rng, tissue: float) -> tuple[Feature, ...]:
+        t = max(s.skull_thickness_mm / mmpx, 1.5)
+        brain = Ellipse(cx, cy, a - t, b - t, angle)
+        scalp = max(1.0 / mmpx, 2.0)
+        feats = [
+            Feature(Ellipse(cx, cy, a + scalp, b + scalp, angle), 0.8, tissue, ring_px=scalp, texture=0.3),
+            Feature(brain, rng.uniform(0.25, 0.8), 0.7 * tissue, texture=0.5),
+            Feature(skull, rng.uniform(2.0, 10.0), _bone_np_per_mm(rng.uniform(0.8, 0.95), s.skull_thickness_mm),
+                    ring_px=t, specular=0.9, texture=0.4),
+            Feature(_bar(brain, (-0.93, 0.0), (0.93, 0.0), max(0.4 / mmpx, 1.5)), 1.5, tissue, specular=0.6),
+        ]
+        for side in (-1.0, 1.0):
+            feats.append(Feature(_sub_ellipse(brain, (rng.uniform(-0.1, 0.1), side * 0.45), 0.6 * (a - t),
+                                              0.3 * (b - t), side * rng.uniform(0.0, 12.0)),
+                                 rng.uniform(1.5, 3.0), tissue, texture=0.35))
+        return tuple(feats)
+
+    return skull, build
+
+
 def _abdomen(s: SubjectSizes, mmpx: float, cx: float, cy: float, angle: float):
     a, b = semi_axes_for_perimeter(s.ac_mm / mmpx, s.abdomen_aspect)
     outline = Ellipse(cx, cy, a, b, angle)

@@ -137,6 +137,7 @@ def render_frame(
     mm_per_px: float | None = None,
     size_wh: tuple[int, int] = FRAME_SIZE_WH,
     scanner_overlay: bool = False,
+    early_pregnancy: bool = False,
 ) -> SimFrame:
     """One still frame of `plane`; everything random is drawn from `seed`.
 
@@ -144,9 +145,11 @@ def render_frame(
     (raises ValueError when a given spacing makes the target too large for the fan).
     scanner_overlay: add the scanner's screen furniture (grey bar, black boxes, marks) outside
     the target, as on HC18 frames, so that it cannot tell real from simulated.
+    early_pregnancy: a late-first-trimester head in its sac (`sample_scene`); plane "head" only.
     """
     rng = np.random.default_rng(seed)
-    scene = sample_scene(plane, rng, ga_weeks=ga_weeks, mm_per_px=mm_per_px, size_wh=size_wh)
+    scene = sample_scene(plane, rng, ga_weeks=ga_weeks, mm_per_px=mm_per_px, size_wh=size_wh,
+                         early_pregnancy=early_pregnancy)
     scatterers = rng.standard_normal(polar_grid(scene.probe).shape, dtype=np.float32)
     image = render_scene(scene, scatterers)
     truth = truth_for(scene)

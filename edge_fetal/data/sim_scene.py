@@ -21,6 +21,7 @@ from edge_fetal.data.sim_anatomy import (
     ellipse_frame,
     ellipse_outline,
     ga_for_size_weeks,
+    sample_early_subject,
     sample_subject,
 )
 from edge_fetal.data.sim_imaging import (
@@ -33,11 +34,12 @@ from edge_fetal.data.sim_imaging import (
     pulse_for_depth,
     sample_probe,
 )
-from edge_fetal.data.sim_recipes import TARGET_RECIPES, other_features
+from edge_fetal.data.sim_recipes import TARGET_RECIPES, early_head, other_features
 from edge_fetal.data.sim_tissue import FLUID_AMPLITUDE, Feature, Fields, NearField, make_fields
 
 # target size in frame pixels: perimeter (head, abdomen) or length (femur); HC18 HC is 850-1570 px
 TARGET_PX = {"head": (850.0, 1600.0), "abdomen": (850.0, 1500.0), "femur": (260.0, 520.0)}
+EARLY_HEAD_PX = (500.0, 1300.0)  # HC18's heads under 100 mm: 510-1360 px (5th-95th percentile 600-1360)
 EDGE_MARGIN_PX = 12.0
 
 
@@ -71,12 +73,13 @@ def target_fits(shape: Ellipse | FemurShape, probe: ProbeGeometry) -> bool:
     return bool(in_frame.all() and probe.contains(pts[:, 0], pts[:, 1], margin_px=m).all())
 
 
-def _placed_target(plane, rng, s: SubjectSizes, probe: ProbeGeometry, mm_per_px: float | None):
+def _placed_target(plane, rng, s: SubjectSizes, probe: ProbeGeometry, mm_per_px: float | None, early: bool = False):
     """(mm_per_px, target, build) with the target inside the fan; shrinks the scale if it must."""
     size_mm = {"head": s.hc_mm, "abdomen": s.ac_mm, "femur": s.fl_mm}[plane]
-    mmpx = mm_per_px if mm_per_px is not None else size_mm / rng.uniform(*TARGET_PX[plane])
+    size_px = EARLY_HEAD_PX if early else TARGET_PX[plane]
+    mmpx = mm_per_px if mm_per_px is not None else size_mm / rng.uniform(*size_px)
     mmpx = float(np.clip(mmpx, *MM_PER_PX_RANGE)) if mm_per_px is None else float(mm_per_px)
-    recipe = TARGET_RECIPES[plane]
+    recipe = early_head if early else TARGET_RECIPES[plane]
     for attempt in range(90):
         if attempt and attempt % 15 == 0 and mm_per_px is None:
             mmpx = min(mmpx * 1.12, MM_PER_PX_RANGE[1])
@@ -119,10 +122,19 @@ def sample_scene(
     mm_per_px: float | None = None,
     probe: ProbeGeometry | None = None,
     size_wh: tuple[int, int] = FRAME_SIZE_WH,
+    early_pregnancy: bool = False,
 ) -> Scene:
-    """A random scene of `plane` ("head", "abdomen", "femur" or "other")."""
+    """A random scene of `plane` ("head", "abdomen", "femur" or "other").
+
+    early_pregnancy: a late-first-trimester head (10.5-14 weeks) in its fluid-filled sac, often
+    lying against the sac wall, with the fetal trunk beside it; only for plane "head".
+    """
     if plane not in PLANES:
         raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
+    if early_pregnancy and (plane != "head" or ga_weeks is not None or subject is not None):
+        raise ValueError("early_pregnancy applies to a head scene whose age the simulator draws itself")
+    if early_pregnancy:
+        subject = sample_early_subject(rng)
     if subject is None and ga_weeks is None and mm_per_px is not None and plane in TARGET_PX:
         # a spacing without an age: pick the age at which the target has a realistic size in px
         measure = {"head": "hc", "abdomen": "ac", "femur": "fl"}[plane]
@@ -134,7 +146,7 @@ def sample_scene(
         target, build = None, None
         room_px = 0.35 * (probe.radius_max_px - probe.radius_min_px)
     else:
-        mmpx, target, build = _placed_target(plane, rng, subject, probe, mm_per_px)
+        mmpx, target, build = _placed_target(plane, rng, subject, probe, mm_per_px, early_pregnancy)
         r, _ = probe.polar(*_outline(target).T)
         room_px = min(0.8 * (r.min() - probe.radius_min_px), 0.35 * (probe.radius_max_px - probe.radius_min_px))
     pulse = pulse_for_depth((probe.radius_max_px - probe.radius_min_px) * mmpx, rng)
@@ -143,7 +155,9 @@ def sample_scene(
     features: list[Feature] = []
     if rng.random() < (0.6 if target is None else 0.35):
         features += _placenta(rng, probe, mmpx, sum(t for t, _ in near.layers) / mmpx, target, tissue)
-    if target is not None and rng.random() < (0.8 if isinstance(target, Ellipse) else 0.5):
+    if early_pregnancy:
+        features += _early_sac(rng, target, mmpx, tissue)
+    elif target is not None and rng.random() < (0.8 if isinstance(target, Ellipse) else 0.5):
         features.append(_fluid_around(rng, target, mmpx, tissue))  # amniotic fluid around the fetus
     elif target is None and rng.random() < 0.7:
         r = rng.uniform(15, 45) / mmpx
@@ -167,6 +181,34 @@ def _fluid_around(rng, target: Ellipse | FemurShape, mmpx: float, tissue: float)
         k = rng.uniform(1.0, 1.3)
     return Feature(Ellipse(e.center_x_px, e.center_y_px, k * e.semi_major_px, k * e.semi_minor_px, e.angle_deg),
                    FLUID_AMPLITUDE, 0.03 * tissue, ragged=0.12)
+
+
+def _early_sac(rng, head: Ellipse, mmpx: float, tissue: float) -> list[Feature]:
+    """The fluid around an early head, its bright wall, and the fetal trunk beside the head.
+
+    The fluid pocket is the head's ellipse grown 1.3-2.4 times and shifted so that, in most
+    frames, the head lies against its wall: there the skull has tissue instead of fluid outside it.
+    """
+    k = rng.uniform(1.3, 2.4)
+    direction = rng.uniform(0.0, 2.0 * np.pi)
+    push = (k - 1.0) * rng.uniform(0.8, 1.0) if rng.random() < 0.65 else (k - 1.0) * rng.uniform(0.0, 0.5)
+    t = np.radians(head.angle_deg)
+    along = np.cos(direction) * head.semi_major_px * push, np.sin(direction) * head.semi_minor_px * push
+    cx = head.center_x_px + along[0] * np.cos(t) - along[1] * np.sin(t)
+    cy = head.center_y_px + along[0] * np.sin(t) + along[1] * np.cos(t)
+    sac = Ellipse(cx, cy, k * head.semi_major_px, k * head.semi_minor_px, head.angle_deg)
+    features = [Feature(sac, FLUID_AMPLITUDE, 0.03 * tissue, ragged=0.06)]
+    if rng.random() < 0.5:  # the sac wall (chorion and decidua): a bright band
+        features.append(Feature(sac, rng.uniform(1.5, 2.5), tissue, ring_px=max(1.5 / mmpx, 2.0), texture=0.3))
+    if rng.random() < 0.7:  # the trunk, beyond one end of the head, touching or just overlapping it
+        end = 1.0 if rng.random() < 0.5 else -1.0
+        a, b = head.semi_major_px * rng.uniform(0.9, 1.4), head.semi_minor_px * rng.uniform(0.6, 0.9)
+        swing = np.radians(head.angle_deg + rng.uniform(-35.0, 35.0))
+        reach = end * (head.semi_major_px + 0.9 * a)
+        trunk = Ellipse(head.center_x_px + reach * np.cos(swing), head.center_y_px + reach * np.sin(swing),
+                        a, b, float(np.degrees(swing)) % 180.0)
+        features.append(Feature(trunk, rng.uniform(0.5, 0.9), tissue, texture=0.45))
+    return features
 
 
 def _placenta(rng, probe: ProbeGeometry, mmpx: float, wall_px: float, target, tissue: float) -> list[Feature]:

@@ -139,6 +139,28 @@ def test_given_spacing_is_kept_and_the_age_fits_it():
     assert frame.truth.mm_per_px == 0.1 and frame.mask.any()
 
 
+def test_early_pregnancy_heads_are_small_in_frame_and_measure_back_to_their_truth():
+    """The late-first-trimester heads training adds (HC18's smallest heads are 44-100 mm)."""
+    for seed in (0, 1, 2):
+        frame = render_frame("head", seed, early_pregnancy=True)
+        t = frame.truth
+        assert t.plane == "head" and 10.5 <= t.ga_weeks <= 14.0 and 35.0 <= t.hc_mm <= 110.0
+        assert set(np.unique(frame.mask).tolist()) == {0, MASK_LABELS["head"]}
+        target = frame.mask > 0
+        assert not (target & ~frame.probe.fan_mask()).any()
+        m = measure_head(target, t.mm_per_px)
+        assert m.withheld_reason is None, m.withheld_reason
+        assert m.hc_mm == pytest.approx(t.hc_mm, rel=0.005)
+    again = render_frame("head", 2, early_pregnancy=True)
+    assert np.array_equal(again.image, frame.image) and again.truth == frame.truth
+
+
+@pytest.mark.parametrize("plane, ga_weeks", [("abdomen", None), ("head", 20.0)])
+def test_early_pregnancy_is_only_a_head_whose_age_the_simulator_draws(plane, ga_weeks):
+    with pytest.raises(ValueError, match="early_pregnancy"):
+        render_frame(plane, 1, ga_weeks=ga_weeks, early_pregnancy=True)
+
+
 def test_ellipse_mask_matches_the_pixel_centre_rule():
     from edge_fetal.biometry import Ellipse, rasterise_ellipse
 
