@@ -95,6 +95,8 @@ def build_training_data(cfg: DataConfig) -> TrainingData:
         "hc18_train_subjects": sorted({item.subject for item in train_items}),
         "simulated_train_per_plane": dict(zip(PLANES, cfg.sim_train)),
         "simulated_val_per_plane": dict(zip(PLANES, cfg.sim_val)),
+        "simulated_early_pregnancy_heads_train": cfg.sim_early_heads_train,
+        "simulated_early_pregnancy_heads_val": cfg.sim_early_heads_val,
         "pasted_on_real_train_per_plane": dict(zip(PASTED_PLANES, cfg.pasted_train)),
         "pasted_on_real_val_per_plane": dict(zip(PASTED_PLANES, cfg.pasted_val)),
         "hc18_small_heads_train": len(early_pregnancy_rows(~is_val, is_real_head, true_hc_mm, cfg)),
@@ -137,6 +139,13 @@ def _add_simulated(rows: _Rows, cfg: DataConfig) -> None:
             frame = render_frame(plane, seed, scanner_overlay=bool(seed % 2))
             image, labels = to_model(frame.image, frame.mask, cfg.input_box)
             rows.add(image, labels, plane, f"sim:{seed}", is_val)
+    seed = cfg.sim_seed * 1_000_000 + 700_000
+    for is_val, count in ((False, cfg.sim_early_heads_train), (True, cfg.sim_early_heads_val)):
+        for _ in progress(range(count), total=count, label="simulated early-pregnancy heads"):
+            seed += 1
+            frame = render_frame("head", seed, scanner_overlay=bool(seed % 2), early_pregnancy=True)
+            image, labels = to_model(frame.image, frame.mask, cfg.input_box)
+            rows.add(image, labels, "head", f"sim:{seed}", is_val)
 
 
 def _add_pasted(rows: _Rows, train_items: list[HC18Item], val_items: list[HC18Item], cfg: DataConfig) -> None:

@@ -48,6 +48,10 @@ class DataConfig:
     sim_val: tuple[int, int, int, int] = (50, 50, 50, 50)
     pasted_train: tuple[int, int, int] = (100, 100, 100)
     pasted_val: tuple[int, int, int] = (20, 20, 20)
+    # Simulated early-pregnancy heads (10.5-14 weeks, in the sac, `render_frame(early_pregnancy=True)`),
+    # beyond the simulator's 14-40 weeks of sim_train: the real heads the mask fails most on.
+    sim_early_heads_train: int = 0
+    sim_early_heads_val: int = 0
     sim_seed: int = 1
 
     @property
@@ -155,6 +159,9 @@ class TrainConfig:
         if self.data.hc18_repeat < 1 or self.data.hc18_small_head_repeat < 0:
             raise ValueError(f"data.hc18_repeat must be >= 1 and data.hc18_small_head_repeat >= 0, got "
                              f"{self.data.hc18_repeat} and {self.data.hc18_small_head_repeat}")
+        if self.data.sim_early_heads_train < 0 or self.data.sim_early_heads_val < 0:
+            raise ValueError(f"data.sim_early_heads_train and data.sim_early_heads_val must be >= 0, got "
+                             f"{self.data.sim_early_heads_train} and {self.data.sim_early_heads_val}")
         if not 0.0 <= self.data.val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
         if self.loss.dice_pooling not in DICE_POOLING:

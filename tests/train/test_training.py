@@ -351,3 +351,24 @@ def test_config_refuses_a_negative_small_head_repeat_naming_the_key(tmp_path):
     config.write_text("[data]\nhc18_small_head_repeat = -1\n")
     with pytest.raises(ValueError, match="hc18_small_head_repeat"):
         load_config(config)
+
+
+def test_simulated_early_pregnancy_heads_join_their_side_of_the_split_as_heads():
+    from edge_fetal.train.build_data import _add_simulated, _Rows
+    from edge_fetal.train.config import DataConfig
+
+    rows = _Rows()
+    cfg = DataConfig(input_hw=(176, 256), sim_train=(0, 0, 0, 0), sim_val=(0, 0, 0, 0),
+                     sim_early_heads_train=2, sim_early_heads_val=1)
+    _add_simulated(rows, cfg)
+    assert rows.is_val == [False, False, True]
+    assert rows.planes == [0, 0, 0] and len(set(rows.groups)) == 3  # head, each its own fetus
+    for labels in rows.labels:
+        assert labels.shape == (176, 256) and set(np.unique(labels).tolist()) == {0, 1}
+
+
+def test_config_refuses_a_negative_early_head_count_naming_the_key(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[data]\nsim_early_heads_train = -3\n")
+    with pytest.raises(ValueError, match="sim_early_heads_train"):
+        load_config(config)
