@@ -81,7 +81,7 @@ def _head(s: SubjectSizes, mmpx: float, cx: float, cy: float, angle: float):
 
 
 def early_head(s: SubjectSizes, mmpx: float, cx: float, cy: float, angle: float):
-    """A late-first-trimester head: a thin, faint skull that leaves gaps against tissue, a brain
+    """A late-first-trimester head: a thin, faint skull that lets most of the beam through, a brain
     about as grey as the tissue around it, and the large echogenic choroid plexuses that fill
     most of each hemisphere at that age ("butterfly"); no cavum septi pellucidi yet."""
     a, b = semi_axes_for_perimeter(s.hc_mm / mmpx, s.cephalic_index)

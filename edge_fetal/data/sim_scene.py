@@ -73,13 +73,14 @@ def target_fits(shape: Ellipse | FemurShape, probe: ProbeGeometry) -> bool:
     return bool(in_frame.all() and probe.contains(pts[:, 0], pts[:, 1], margin_px=m).all())
 
 
-def _placed_target(plane, rng, s: SubjectSizes, probe: ProbeGeometry, mm_per_px: float | None, early: bool = False):
+def _placed_target(plane, rng, s: SubjectSizes, probe: ProbeGeometry, mm_per_px: float | None,
+                   early_pregnancy: bool = False):
     """(mm_per_px, target, build) with the target inside the fan; shrinks the scale if it must."""
     size_mm = {"head": s.hc_mm, "abdomen": s.ac_mm, "femur": s.fl_mm}[plane]
-    size_px = EARLY_HEAD_PX if early else TARGET_PX[plane]
+    size_px = EARLY_HEAD_PX if early_pregnancy else TARGET_PX[plane]
     mmpx = mm_per_px if mm_per_px is not None else size_mm / rng.uniform(*size_px)
     mmpx = float(np.clip(mmpx, *MM_PER_PX_RANGE)) if mm_per_px is None else float(mm_per_px)
-    recipe = early_head if early else TARGET_RECIPES[plane]
+    recipe = early_head if early_pregnancy else TARGET_RECIPES[plane]
     for attempt in range(90):
         if attempt and attempt % 15 == 0 and mm_per_px is None:
             mmpx = min(mmpx * 1.12, MM_PER_PX_RANGE[1])
