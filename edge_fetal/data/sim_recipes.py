@@ -107,6 +107,31 @@ def early_head(s: SubjectSizes, mmpx: float, cx: float, cy: float, angle: float)
     return skull, build
 
 
+def early_sac(rng, head: Ellipse, mmpx: float, tissue: float) -> list[Feature]:
+    """The fluid around an early head, its bright wall, and the fetal trunk beside the head.
+
+    The fluid pocket is the head's ellipse grown 1.3-2.4 times and shifted so that, in most
+    frames, the head lies against its wall: there the skull has tissue instead of fluid outside it.
+    """
+    k = rng.uniform(1.3, 2.4)
+    direction = rng.uniform(0.0, 2.0 * math.pi)
+    push = (k - 1.0) * rng.uniform(0.8, 1.0) if rng.random() < 0.65 else (k - 1.0) * rng.uniform(0.0, 0.5)
+    sac_centre = _local_point(head, *_polar_uv(push, direction))
+    sac = Ellipse(*sac_centre, k * head.semi_major_px, k * head.semi_minor_px, head.angle_deg)
+    features = [Feature(sac, FLUID_AMPLITUDE, 0.03 * tissue, ragged=0.06)]
+    if rng.random() < 0.5:  # the sac wall (chorion and decidua): a bright band
+        features.append(Feature(sac, rng.uniform(1.5, 2.5), tissue, ring_px=max(1.5 / mmpx, 2.0), texture=0.3))
+    if rng.random() < 0.7:  # the trunk, beyond one end of the head, touching or just overlapping it
+        end = 1.0 if rng.random() < 0.5 else -1.0
+        a, b = head.semi_major_px * rng.uniform(0.9, 1.4), head.semi_minor_px * rng.uniform(0.6, 0.9)
+        swing = head.angle_deg + rng.uniform(-35.0, 35.0)
+        reach = end * (head.semi_major_px + 0.9 * a)
+        t = math.radians(swing)
+        trunk = Ellipse(head.center_x_px + reach * math.cos(t), head.center_y_px + reach * math.sin(t), a, b, swing % 180.0)
+        features.append(Feature(trunk, rng.uniform(0.5, 0.9), tissue, texture=0.45))
+    return features
+
+
 def _abdomen(s: SubjectSizes, mmpx: float, cx: float, cy: float, angle: float):
     a, b = semi_axes_for_perimeter(s.ac_mm / mmpx, s.abdomen_aspect)
     outline = Ellipse(cx, cy, a, b, angle)

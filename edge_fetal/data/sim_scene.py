@@ -34,7 +34,7 @@ from edge_fetal.data.sim_imaging import (
     pulse_for_depth,
     sample_probe,
 )
-from edge_fetal.data.sim_recipes import TARGET_RECIPES, early_head, other_features
+from edge_fetal.data.sim_recipes import TARGET_RECIPES, early_head, early_sac, other_features
 from edge_fetal.data.sim_tissue import FLUID_AMPLITUDE, Feature, Fields, NearField, make_fields
 
 # target size in frame pixels: perimeter (head, abdomen) or length (femur); HC18 HC is 850-1570 px
@@ -157,7 +157,7 @@ def sample_scene(
     if rng.random() < (0.6 if target is None else 0.35):
         features += _placenta(rng, probe, mmpx, sum(t for t, _ in near.layers) / mmpx, target, tissue)
     if early_pregnancy:
-        features += _early_sac(rng, target, mmpx, tissue)
+        features += early_sac(rng, target, mmpx, tissue)
     elif target is not None and rng.random() < (0.8 if isinstance(target, Ellipse) else 0.5):
         features.append(_fluid_around(rng, target, mmpx, tissue))  # amniotic fluid around the fetus
     elif target is None and rng.random() < 0.7:
@@ -182,34 +182,6 @@ def _fluid_around(rng, target: Ellipse | FemurShape, mmpx: float, tissue: float)
         k = rng.uniform(1.0, 1.3)
     return Feature(Ellipse(e.center_x_px, e.center_y_px, k * e.semi_major_px, k * e.semi_minor_px, e.angle_deg),
                    FLUID_AMPLITUDE, 0.03 * tissue, ragged=0.12)
-
-
-def _early_sac(rng, head: Ellipse, mmpx: float, tissue: float) -> list[Feature]:
-    """The fluid around an early head, its bright wall, and the fetal trunk beside the head.
-
-    The fluid pocket is the head's ellipse grown 1.3-2.4 times and shifted so that, in most
-    frames, the head lies against its wall: there the skull has tissue instead of fluid outside it.
-    """
-    k = rng.uniform(1.3, 2.4)
-    direction = rng.uniform(0.0, 2.0 * np.pi)
-    push = (k - 1.0) * rng.uniform(0.8, 1.0) if rng.random() < 0.65 else (k - 1.0) * rng.uniform(0.0, 0.5)
-    t = np.radians(head.angle_deg)
-    along = np.cos(direction) * head.semi_major_px * push, np.sin(direction) * head.semi_minor_px * push
-    cx = head.center_x_px + along[0] * np.cos(t) - along[1] * np.sin(t)
-    cy = head.center_y_px + along[0] * np.sin(t) + along[1] * np.cos(t)
-    sac = Ellipse(cx, cy, k * head.semi_major_px, k * head.semi_minor_px, head.angle_deg)
-    features = [Feature(sac, FLUID_AMPLITUDE, 0.03 * tissue, ragged=0.06)]
-    if rng.random() < 0.5:  # the sac wall (chorion and decidua): a bright band
-        features.append(Feature(sac, rng.uniform(1.5, 2.5), tissue, ring_px=max(1.5 / mmpx, 2.0), texture=0.3))
-    if rng.random() < 0.7:  # the trunk, beyond one end of the head, touching or just overlapping it
-        end = 1.0 if rng.random() < 0.5 else -1.0
-        a, b = head.semi_major_px * rng.uniform(0.9, 1.4), head.semi_minor_px * rng.uniform(0.6, 0.9)
-        swing = np.radians(head.angle_deg + rng.uniform(-35.0, 35.0))
-        reach = end * (head.semi_major_px + 0.9 * a)
-        trunk = Ellipse(head.center_x_px + reach * np.cos(swing), head.center_y_px + reach * np.sin(swing),
-                        a, b, float(np.degrees(swing)) % 180.0)
-        features.append(Feature(trunk, rng.uniform(0.5, 0.9), tissue, texture=0.45))
-    return features
 
 
 def _placenta(rng, probe: ProbeGeometry, mmpx: float, wall_px: float, target, tissue: float) -> list[Feature]:
