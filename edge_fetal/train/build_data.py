@@ -136,16 +136,20 @@ def _add_simulated(rows: _Rows, cfg: DataConfig) -> None:
     for plane, count, is_val in progress(jobs, total=len(jobs), label="simulated frames"):
         for _ in range(count):
             seed += 1
-            frame = render_frame(plane, seed, scanner_overlay=bool(seed % 2))
-            image, labels = to_model(frame.image, frame.mask, cfg.input_box)
-            rows.add(image, labels, plane, f"sim:{seed}", is_val)
+            _add_rendered(rows, plane, seed, is_val, cfg.input_box)
     seed = cfg.sim_seed * 1_000_000 + 700_000
     for is_val, count in ((False, cfg.sim_early_heads_train), (True, cfg.sim_early_heads_val)):
         for _ in progress(range(count), total=count, label="simulated early-pregnancy heads"):
             seed += 1
-            frame = render_frame("head", seed, scanner_overlay=bool(seed % 2), early_pregnancy=True)
-            image, labels = to_model(frame.image, frame.mask, cfg.input_box)
-            rows.add(image, labels, "head", f"sim:{seed}", is_val)
+            _add_rendered(rows, "head", seed, is_val, cfg.input_box, early_pregnancy=True)
+
+
+def _add_rendered(rows: _Rows, plane: str, seed: int, is_val: bool, box: tuple[int, int],
+                  early_pregnancy: bool = False) -> None:
+    """One simulated frame (scanner furniture on odd seeds), letterboxed into `box`, as its own fetus."""
+    frame = render_frame(plane, seed, scanner_overlay=bool(seed % 2), early_pregnancy=early_pregnancy)
+    image, labels = to_model(frame.image, frame.mask, box)
+    rows.add(image, labels, plane, f"sim:{seed}", is_val)
 
 
 def _add_pasted(rows: _Rows, train_items: list[HC18Item], val_items: list[HC18Item], cfg: DataConfig) -> None:
