@@ -84,7 +84,8 @@ def gpu_variants(model: ModelUnderTest, inputs, scratch: Path, notes: list[str],
     size, variants = model.input_size, []
     gpu_label = {"device": "cuda", "input_size": size, "streams": 1, "intra_op_threads": None}
     refusal = None
-    if select.tensorrt_version() and select.gpu_identity() is not None:
+    has_tensorrt = select.tensorrt_version() is not None
+    if has_tensorrt and select.gpu_identity() is not None:
         try:
             from edge_fetal.runtime.tensorrt_backend import TensorRTBackend
             from export.tensorrt_build import build_engine
@@ -97,7 +98,8 @@ def gpu_variants(model: ModelUnderTest, inputs, scratch: Path, notes: list[str],
         except Exception as error:  # EdgeFetalError, or TensorRT's own
             refusal = f"no TensorRT row: {type(error).__name__}: {error}"
     else:
-        refusal = "no TensorRT row: TensorRT or a CUDA GPU is not available here"
+        refusal = ("no TensorRT row: cuda-python sees no CUDA GPU here" if has_tensorrt
+                   else "no TensorRT row: TensorRT (with cuda-python) is not installed here")
     if refusal:
         notes.append(refusal)
     if "CUDAExecutionProvider" in select.ort_providers():

@@ -75,6 +75,7 @@ class TensorRTBackend(Backend):
                 self._context.set_tensor_address(name, self._buffers[name][1].ptr)
             self._shape = max_shape
             self._graph_shape = (1, 1, *opt_shape[-2:])
+            self.warm_up()
             if use_cuda_graph:
                 self._graph = self._capture(self._graph_shape)
         except BaseException:

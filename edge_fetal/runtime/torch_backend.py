@@ -72,6 +72,8 @@ class TorchBackend(Backend):
         self.input_stride = input_stride
         model = model.eval().to(self.device, memory_format=torch.channels_last)
         self._model = model.half() if self.fp16 else model
+        if self.device.type == "cuda":
+            self.warm_up()
 
     @property
     def input_size(self) -> int:

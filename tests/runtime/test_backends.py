@@ -201,6 +201,30 @@ def test_torch_backend_refuses_fp16_on_the_cpu(tiny_checkpoint):
         TorchBackend(tiny_checkpoint, device="cpu", fp16=True)
 
 
+def _count_warm_ups(monkeypatch) -> list[tuple[int, int]]:
+    """Record the source size of every `Backend.warm_up` call (and still run it)."""
+    from edge_fetal.runtime.backend import Backend
+
+    calls, original = [], Backend.warm_up
+    monkeypatch.setattr(Backend, "warm_up", lambda self, *args: calls.append(args) or original(self, *args))
+    return calls
+
+
+def test_torch_warms_up_on_cuda_only(tiny_checkpoint, monkeypatch):
+    """The CPU has no start-up cost worth a call; a GPU's first call would stall the first live frame."""
+    calls = _count_warm_ups(monkeypatch)
+    with TorchBackend(tiny_checkpoint, device="cpu"):
+        assert calls == []
+
+
+@pytest.mark.gpu
+def test_torch_on_cuda_has_run_the_model_once_when_it_opens(tiny_checkpoint, monkeypatch):
+    _require_torch_cuda()
+    calls = _count_warm_ups(monkeypatch)
+    with TorchBackend(tiny_checkpoint, device="cuda"):
+        assert calls == [()]
+
+
 def test_onnxruntime_threads_sleep_between_calls(ort_cpu):
     """Spinning intra-op threads would take the cores that measuring and rendering need."""
     from edge_fetal.runtime.onnxruntime_backend import SPINNING_KEY
@@ -236,6 +260,17 @@ def test_a_fitted_box_model_runs_the_box_of_each_source(fitted_onnx, tiny_model)
             backend.infer(np.zeros((1, 1, 40, 64), np.float32))
         with pytest.raises(BackendError, match="up to 64"):
             backend.infer(np.zeros((1, 1, 48, 80), np.float32))
+
+
+def test_warm_up_runs_the_box_that_a_typical_frame_will_use(fitted_onnx, ort_cpu):
+    """Warming up another shape would leave a GPU's per-shape start-up to the first live frame."""
+    shapes = []
+    for path in (fitted_onnx, ort_cpu):
+        with OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"], threads=1) as backend:
+            backend.infer = lambda batch: shapes.append(batch.shape)
+            backend.warm_up()
+            backend.warm_up((800, 540))
+    assert shapes == [(1, 1, 48, 64), (1, 1, 64, 48), (1, 1, SIZE, SIZE), (1, 1, SIZE, SIZE)]
 
 
 def test_a_square_model_refuses_a_fitted_box(ort_cpu):

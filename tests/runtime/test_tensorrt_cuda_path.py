@@ -41,6 +41,7 @@ class StandInContext:
 
     def __init__(self, cudart):
         self._cudart, self._batch, self._addresses = cudart, MAX_BATCH, {}
+        self.executions = 0
 
     def set_input_shape(self, name: str, shape) -> bool:
         assert name == "image" and 1 <= shape[0] <= MAX_BATCH and tuple(shape[1:]) == SHAPES["image"][1:]
@@ -55,6 +56,7 @@ class StandInContext:
         return True
 
     def execute_async_v3(self, stream: int) -> bool:
+        self.executions += 1
         cudart, frame_bytes = self._cudart, SIZE * SIZE * 4
         device_to_device = cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice
         for i in range(self._batch):
@@ -136,6 +138,17 @@ def test_every_frame_goes_to_the_gpu_and_back(engine_path, use_cuda_graph):
             seg, logits = _expected(frames)
             np.testing.assert_array_equal(outputs.seg_labels, seg)
             np.testing.assert_array_equal(outputs.plane_logits, logits)
+
+
+@pytest.mark.gpu
+def test_the_engine_has_run_once_when_it_opens(engine_path):
+    """The first execution's start-up cost is paid at open, not by the first live frame."""
+    from edge_fetal.runtime.tensorrt_backend import TensorRTBackend
+
+    with TensorRTBackend(engine_path) as backend:
+        assert backend._context.executions == 1
+        backend.infer(_frames(1, 5))
+        assert backend._context.executions == 2
 
 
 @pytest.mark.gpu
