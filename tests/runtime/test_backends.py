@@ -225,6 +225,22 @@ def test_torch_on_cuda_has_run_the_model_once_when_it_opens(tiny_checkpoint, mon
         assert calls == [()]
 
 
+@pytest.mark.gpu
+def test_torch_on_cuda_runs_every_call_on_its_own_thread(tiny_checkpoint, frames):
+    """torch plans cuDNN per thread: a call from a new caller thread must not plan again."""
+    import threading
+
+    _require_torch_cuda()
+    with TorchBackend(tiny_checkpoint, device="cuda") as backend:
+        seen, run = [], backend._run
+        backend._run = lambda batch: seen.append(threading.current_thread().name) or run(batch)
+        caller = threading.Thread(target=backend.infer, args=(frames[:1],))
+        caller.start()
+        caller.join()
+        backend.infer(frames[:1])
+    assert len(seen) == 2 and seen[0] == seen[1] and seen[0].startswith("edge-fetal-torch-cuda")
+
+
 def test_onnxruntime_threads_sleep_between_calls(ort_cpu):
     """Spinning intra-op threads would take the cores that measuring and rendering need."""
     from edge_fetal.runtime.onnxruntime_backend import SPINNING_KEY
