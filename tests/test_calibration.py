@@ -15,6 +15,7 @@ from pydicom.sequence import Sequence
 from edge_fetal.calibration import (
     Letterbox,
     PixelSpacing,
+    box_shrink,
     fitted_box,
     letterbox,
     spacing_from_dicom,
@@ -315,3 +316,39 @@ def test_letterbox_properties(h: int, w: int, model_size: int) -> None:
     if h * w <= 250_000:
         assert lb.to_model(np.full((h, w), 9, np.uint8)).sum() == 9 * ch * cw
     assert math.isfinite(lb.points_to_source(np.array([0.0, 0.0])).sum())
+
+
+# --- the live engine's fast shrink -------------------------------------------------------------
+
+def _bundled_frame() -> np.ndarray:
+    from pathlib import Path
+
+    import edge_fetal
+
+    return cv2.imread(str(Path(edge_fetal.__file__).parent / "assets" / "hc18" / "263_HC.png"), cv2.IMREAD_GRAYSCALE)
+
+
+def test_box_shrink_reads_like_area_averaging_for_the_typical_frame() -> None:
+    """800x540 -> 256x173 (factor 3.125): the model sees what it was trained on, within a grey level."""
+    frame = _bundled_frame()
+    assert frame.shape == (540, 800)
+    fast = box_shrink(frame, (173, 256))
+    area = cv2.resize(frame, (256, 173), interpolation=cv2.INTER_AREA)
+    difference = np.abs(fast.astype(np.int16) - area)
+    assert fast.dtype == np.uint8 and difference.mean() < 0.5 and difference.max() <= 8
+
+
+@pytest.mark.parametrize("shape, out_hw, dtype", [
+    ((540, 800), (200, 296), np.uint8),  # factor 2.7: no whole box width matches
+    ((704, 1024), (176, 256), np.uint8),  # factor 4: an even box is not centred on the sample
+    ((540, 800), (173, 256), np.float32),  # label coverage in training: exact area only
+    ((120, 160), (60, 80), np.uint8),  # factor 2: too small a box to gain anything
+])
+def test_box_shrink_declines_where_it_would_not_match(shape, out_hw, dtype) -> None:
+    assert box_shrink(np.zeros(shape, dtype), out_hw) is None
+
+
+def test_fast_shrink_falls_back_to_area_averaging_exactly() -> None:
+    frame = np.random.default_rng(3).integers(0, 256, (500, 700), dtype=np.uint8)
+    box = letterbox(frame.shape, 256)  # factor 2.73
+    np.testing.assert_array_equal(box.to_model(frame, fast_shrink=True), box.to_model(frame))

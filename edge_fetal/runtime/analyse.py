@@ -29,8 +29,8 @@ class FrameAnalysis:
 
 
 def preprocess(frame_gray: np.ndarray, mapping: Letterbox) -> np.ndarray:
-    """8-bit grey frame → float32 `[1, 1, H, W]` in [0, 1], letterboxed (aspect kept)."""
-    return (mapping.to_model(frame_gray).astype(np.float32) * (1.0 / 255.0))[None, None]
+    """8-bit grey frame → float32 `[1, 1, H, W]` in [0, 1], letterboxed (aspect kept), shrunk the fast way."""
+    return (mapping.to_model(frame_gray, fast_shrink=True).astype(np.float32) * (1.0 / 255.0))[None, None]
 
 
 @dataclass(frozen=True)
