@@ -3,7 +3,7 @@
 # then a model latency table (torch FP32/FP16; TensorRT and ONNX Runtime GPU where installed),
 # then, given the shipped model's checkpoint, the bundled real frames measured on the GPU (torch)
 # and on the CPU (the shipped ONNX) side by side, and the demo through torch on the GPU.
-# Finishes in about 7 minutes at most; writes only inside the repository:
+# Finishes in 10 minutes at most (each step has its own timeout); writes only inside the repository:
 #   benchmarks/results/gpu_<gpu-name>_<date>.json   (kept)
 #   benchmarks/results/_scratch_*                    (removed at the end)
 # Usage: benchmarks/gpu_check.sh [--checkpoint runs/NAME/best.pt]   (PYTHON=... to pick the interpreter)
