@@ -222,17 +222,51 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """Read a `.toml` or `.json` file into a TrainConfig."""
-    path = Path(path)
+    """Read a `.toml` or `.json` file into a TrainConfig.
+
+    A file may name another in `extends` (a path relative to its own folder): that file's settings
+    apply first, then this file's, key by key within each table. An experiment then states only
+    what it changes from the recipe it varies.
+    """
+    return TrainConfig.from_dict(_read_with_bases(Path(path), ()))
+
+
+def _read_with_bases(path: Path, children: tuple[Path, ...]) -> dict[str, Any]:
+    """The settings of `path` merged over those of the file it extends, if any."""
+    raw = _read_settings(path)
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ValueError(f"{path.name}: extends must name a config file, got {base!r}")
+    base_path = path.parent / base
+    chain = (*children, path.resolve())
+    if base_path.resolve() in chain:
+        raise ValueError(f"{path.name}: extends {base} leads back to itself")
+    if not base_path.is_file():
+        raise ValueError(f"{path.name}: extends {base}, which does not exist beside it")
+    return _merged(_read_with_bases(base_path, chain), raw)
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
     if path.suffix == ".toml":
         try:
             import tomllib  # Python >= 3.11
         except ModuleNotFoundError:  # Python 3.10: the same parser, packaged as tomli
             import tomli as tomllib
 
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    elif path.suffix == ".json":
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        raise ValueError(f"config must be .toml or .json, got {path.name}")
-    return TrainConfig.from_dict(raw)
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    if path.suffix == ".json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    raise ValueError(f"config must be .toml or .json, got {path.name}")
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` over `base`: tables merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

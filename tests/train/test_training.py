@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -317,6 +318,35 @@ def test_config_loads_toml_and_rejects_unknown_keys(tmp_path):
     bad.write_text(json.dumps({"model": {"width": [8, 16]}}))
     with pytest.raises(ValueError, match="width"):
         load_config(bad)
+
+
+def test_config_extends_another_key_by_key(tmp_path):
+    (tmp_path / "base.toml").write_text('[optim]\nlr = 0.5\nepochs = 7\n[run]\nname = "base"\n')
+    (tmp_path / "exp").mkdir()
+    child = tmp_path / "exp" / "child.toml"
+    child.write_text('extends = "../base.toml"\n[optim]\nepochs = 2\n')
+    cfg = load_config(child)
+    assert (cfg.optim.lr, cfg.optim.epochs, cfg.run.name) == (0.5, 2, "base")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('extends = "missing.toml"\n', "does not exist"),
+    ('extends = "loop.toml"\n', "leads back to itself"),
+    ("extends = 3\n", "must name a config file"),
+])
+def test_config_extends_refusals_name_the_problem(tmp_path, text, message):
+    config = tmp_path / "loop.toml"
+    config.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_config(config)
+
+
+def test_every_recorded_recipe_loads_into_its_own_run_folder():
+    """The shipped stages and every recorded experiment still read (their bases included), and no
+    two of them would write over each other's run."""
+    recipes = sorted((Path(__file__).resolve().parents[2] / "edge_fetal" / "train").glob("*.toml"))
+    names = [load_config(recipe).run.name for recipe in recipes]
+    assert len(recipes) >= 2 and len(set(names)) == len(names)
 
 
 def test_train_command_names_a_bad_config_and_missing_data(tmp_path, capsys):
