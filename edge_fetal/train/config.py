@@ -80,7 +80,8 @@ class LossConfig:  # keyword arguments of MultiTaskLoss (`loss_arguments`), and 
     # alone, whose boundary sits where the classes are equally likely rather than where overlap pays.
     dice_weight: float = 1.0
     # The last N epochs train on cross-entropy alone (dice_weight 0): the Dice term shapes the
-    # outline early, then pushes it outward (README, "Cross-entropy alone for a last stage").
+    # outline early, then pushes it outward (EXPERIMENTS.md beside this file, "Cross-entropy
+    # alone for a last stage").
     cross_entropy_last_epochs: int = 0
 
     def loss_arguments(self) -> dict[str, Any]:
