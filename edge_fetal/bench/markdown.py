@@ -93,8 +93,9 @@ def format_markdown(doc: dict) -> str:
     frames = settings["frames"]
     lines = [
         f"# edge-fetal benchmark: {machine['cpu']} ({machine['usable_cpus']} CPUs), {doc['date']}", "",
-        f"- Machine: {machine['cpu']}, {machine['physical_cores']} physical core(s), flags "
-        f"{', '.join(machine['cpu_flags']) or '–'}; {machine['platform']}",
+        f"- Machine: {machine['cpu']}" + (f" ({machine['cpu_identity']})" if machine.get("cpu_identity") else "")
+        + f", {machine['physical_cores']} physical core(s), flags {', '.join(machine['cpu_flags']) or '–'}; "
+        f"idle driver {machine.get('cpuidle_driver') or 'unknown'}; {machine['platform']}",
         f"- Versions: Python {machine['python']}, onnxruntime {machine['onnxruntime']}, torch {machine['torch']}, "
         f"OpenCV {machine['opencv']}, numpy {machine['numpy']}" + (f", TensorRT {machine['tensorrt']}" if machine.get("tensorrt") else ""),
         f"- Model: `{model['path']}`, input {_box(model)} px{_fitted(model)}, {_f(model['gflop_per_frame'], 3)} GFLOP/frame; "

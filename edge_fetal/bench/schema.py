@@ -65,8 +65,28 @@ def _version(module: str) -> str | None:
         return None
 
 
+def _cpu_identity(cpu: dict[str, str]) -> str | None:
+    """`family 25 model 1 stepping 1` (x86) or `implementer 0x41 part 0xd42 variant 0x0` (Arm):
+    what tells two hosts apart when the model name does not (a VM may show only "AMD EPYC")."""
+    keys = (("cpu family", "family"), ("model", "model"), ("stepping", "stepping"))
+    if "cpu family" not in cpu:
+        keys = (("CPU implementer", "implementer"), ("CPU part", "part"), ("CPU variant", "variant"))
+    parts = [f"{label} {cpu[key]}" for key, label in keys if cpu.get(key)]
+    return " ".join(parts) or None
+
+
+def _cpuidle_driver() -> str | None:
+    """The kernel's idle driver (`haltpoll`, `intel_idle`, `none`, ...): how a core that waits for
+    a frame sleeps, which sets what waking it costs (benchmarks/results/PROFILE.md)."""
+    try:
+        return Path("/sys/devices/system/cpu/cpuidle/current_driver").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def machine_info() -> dict:
-    """CPU model, cores, instruction-set flags that matter for inference, OS and library versions."""
+    """CPU model and identity, cores, instruction-set flags that matter for inference, idle driver,
+    OS and library versions."""
     from edge_fetal.runtime.onnxruntime_backend import physical_cores
 
     cpu = _cpuinfo()
@@ -74,6 +94,7 @@ def machine_info() -> dict:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": cpu.get("model name") or cpu.get("Model") or platform.processor() or platform.machine(),
+        "cpu_identity": _cpu_identity(cpu), "cpuidle_driver": _cpuidle_driver(),
         "architecture": platform.machine(),
         "logical_cpus": os.cpu_count(), "usable_cpus": usable, "physical_cores": physical_cores(),
         "cpu_flags": [flag for flag in FLAGS_OF_INTEREST if flag in flags],

@@ -38,7 +38,8 @@ def test_quick_run_document_has_every_section(quick_run):
     for key in ("schema", "tool", "date", "machine", "model", "input", "rows", "settings", "peak", "scaling",
                 "end_to_end", "memory", "notes", "files"):
         assert key in doc, key
-    for key in ("cpu", "cpu_flags", "physical_cores", "onnxruntime", "torch", "opencv", "numpy", "python"):
+    for key in ("cpu", "cpu_identity", "cpuidle_driver", "cpu_flags", "physical_cores", "onnxruntime", "torch",
+                "opencv", "numpy", "python"):
         assert key in doc["machine"], key
     assert doc["model"]["input_size"] == 64 and doc["model"]["gflop_per_frame"] > 0
     assert doc["peak"]["gflops"] > 0 and doc["memory"]["peak_rss_mib"] > 0
@@ -195,6 +196,17 @@ def test_checkpoint_named_by_the_manifest_is_used_only_when_it_matches_the_onnx(
     config = {**saved["config"], "model": {**saved["config"]["model"], "widths": widths}}
     torch.save({**saved, "config": config, "model": wider.state_dict()}, tmp_path / "run" / "best.pt")
     assert load_model_under_test(onnx_path, probe=frames).torch_weights.startswith("random")
+
+
+def test_cpu_identity_tells_hosts_apart_where_the_model_name_does_not():
+    from edge_fetal.bench.schema import _cpu_identity
+
+    epyc = {"model name": "AMD EPYC", "cpu family": "25", "model": "1", "stepping": "1"}
+    assert _cpu_identity(epyc) == "family 25 model 1 stepping 1"
+    assert _cpu_identity({**epyc, "model": "17"}) != _cpu_identity(epyc)
+    arm = {"CPU implementer": "0x41", "CPU part": "0xd42", "CPU variant": "0x0"}
+    assert _cpu_identity(arm) == "implementer 0x41 part 0xd42 variant 0x0"
+    assert _cpu_identity({}) is None
 
 
 def test_work_shares_split_model_time_from_the_rest():
