@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One check for a CUDA machine (a Jetson, or any NVIDIA GPU with PyTorch+CUDA): the GPU tests,
 # then a model latency table (torch FP32/FP16; TensorRT and ONNX Runtime GPU where installed),
-# then, given the shipped model's checkpoint, the bundled real frames measured on the GPU (torch)
-# and on the CPU (the shipped ONNX) side by side, and the demo through torch on the GPU.
+# then the bundled real frames measured on the GPU (torch, with the shipped torch weights or the
+# checkpoint given) and on the CPU (the shipped ONNX) side by side, and the demo through torch on the GPU.
 # Finishes in 10 minutes at most (each step has its own timeout); writes only inside the repository:
 #   benchmarks/results/gpu_<gpu-name>_<date>.json   (kept)
 #   benchmarks/results/_scratch_*                    (removed at the end)
-# Usage: benchmarks/gpu_check.sh [--checkpoint runs/NAME/best.pt]   (PYTHON=... to pick the interpreter)
+# Usage: benchmarks/gpu_check.sh [--checkpoint runs/NAME/best.pt]   (PYTHON=... to pick the interpreter;
+#        without --checkpoint, torch runs the shipped torch weights)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -37,18 +38,18 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     [[ "${args[i]}" == "--checkpoint" ]] && checkpoint="${args[i + 1]:-}"
 done
 agreement_status=0
-if [[ -n "$checkpoint" ]]; then
-    echo "== the bundled real HC18 frames: torch (the GPU when there is one) against the shipped ONNX on the CPU"
-    frames=edge_fetal/assets/hc18
-    for backend in torch onnxruntime; do
-        model=()
-        [[ "$backend" == torch ]] && model=(--model "$checkpoint")
-        timeout 90 "$PYTHON" -m edge_fetal.cli eval --csv "$frames/hc18_examples.csv" --images "$frames" --per-image \
-            --backend "$backend" "${model[@]}" --json "$SCRATCH/eval_$backend.json" || agreement_status=1
-    done
-    echo "== the demo through torch (the GPU when there is one)"
-    timeout 120 "$PYTHON" -m edge_fetal.cli demo --backend torch --model "$checkpoint" --out "$SCRATCH/demo" || agreement_status=1
-fi
+torch_model=()  # default: the shipped ONNX, whose manifest names its torch weights (engines/fetal_mtl.pt)
+[[ -n "$checkpoint" ]] && torch_model=(--model "$checkpoint")
+echo "== the bundled real HC18 frames: torch (the GPU when there is one) against the shipped ONNX on the CPU"
+frames=edge_fetal/assets/hc18
+for backend in torch onnxruntime; do
+    model=()
+    [[ "$backend" == torch ]] && model=("${torch_model[@]}")
+    timeout 90 "$PYTHON" -m edge_fetal.cli eval --csv "$frames/hc18_examples.csv" --images "$frames" --per-image \
+        --backend "$backend" "${model[@]}" --json "$SCRATCH/eval_$backend.json" || agreement_status=1
+done
+echo "== the demo through torch (the GPU when there is one)"
+timeout 120 "$PYTHON" -m edge_fetal.cli demo --backend torch "${torch_model[@]}" --out "$SCRATCH/demo" || agreement_status=1
 
 echo "== done: tests exit $tests_status, latency exit $bench_status, agreement and demo exit $agreement_status"
 exit $(( tests_status != 0 || bench_status != 0 || agreement_status != 0 ))

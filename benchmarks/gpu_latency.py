@@ -1,8 +1,9 @@
 """Model latency on a CUDA machine: torch FP32 / FP16 (channels_last), TensorRT and ONNX Runtime GPU where installed.
 
 Run by `benchmarks/gpu_check.sh`; finishes within `--budget-s`. The network is the shipped one:
-the training checkpoint when given, else `engines/manifest.json`'s architecture with random
-weights (latency does not depend on the weights), else the default `MultiTaskUNet`.
+the training checkpoint when given, else the torch weights shipped beside the ONNX file
+(`engines/fetal_mtl.pt`), else `engines/manifest.json`'s architecture with random weights
+(latency does not depend on the weights), else the default `MultiTaskUNet`.
 
 Two kinds of rows:
   model   — the forward pass on a frame already on the GPU (torch only): what the network costs.
@@ -56,12 +57,20 @@ def time_calls(call, batch: int, sync=lambda: None, warmup: int = 20, max_iters:
 
 def load_network(checkpoint: Path | None, manifest_path: Path):
     """(MultiTaskUNet in eval mode, input side, where it came from)."""
+    from edge_fetal.engines import shipped_torch_weights
+    from edge_fetal.errors import BackendError
     from edge_fetal.model.load import load_checkpoint_model
     from edge_fetal.model.unet import MultiTaskUNet
 
     if checkpoint and checkpoint.is_file():
         model, saved = load_checkpoint_model(checkpoint)
         return model, int(saved["config"]["data"]["image_size"]), f"checkpoint {checkpoint}"
+    try:  # the torch weights shipped beside the ONNX file, checked by the manifest
+        weights = shipped_torch_weights(manifest_path.with_name("fetal_mtl.onnx"))
+        model, saved = load_checkpoint_model(weights)
+        return model, int(saved["config"]["data"]["image_size"]), f"shipped torch weights {weights.name}"
+    except BackendError:
+        pass
     if manifest_path.is_file():
         model_section = json.loads(manifest_path.read_text())["model"]
         architecture = {k: v for k, v in model_section["architecture"].items() if k != "name"}
@@ -119,7 +128,7 @@ def backend_rows(make_backend, label: dict, size: int, deadline: float) -> list[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=None, help="training checkpoint (default: random weights)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="training checkpoint (default: the shipped torch weights)")
     parser.add_argument("--onnx", type=Path, default=REPO / "engines" / "fetal_mtl.onnx")
     parser.add_argument("--budget-s", type=float, default=240.0, help="stop starting new rows after this long")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: benchmarks/results/gpu_<gpu>_<date>.json)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge_fetal.errors import EdgeFetalError
+from edge_fetal.errors import BackendError, EdgeFetalError
 
 ENGINES_DIR = Path(__file__).resolve().parents[1] / "engines"
 MODEL_NAME = "fetal_mtl.onnx"
@@ -42,3 +42,27 @@ def validation_subjects(manifest: dict) -> set[str]:
     if not subjects:
         raise EdgeFetalError("the manifest records no HC18 validation split (training.split.hc18_validation_subjects)")
     return set(subjects)
+
+
+def shipped_torch_weights(model_path: Path) -> Path:
+    """The torch weights that the manifest beside an ONNX model names (`torch_weights`), checked:
+    the file's sha256 is the recorded one, and they were made for this very ONNX file. Anything
+    else raises, naming what is wrong, so the torch backend never runs weights of another model."""
+    from edge_fetal.runtime.engine_manifest import sha256_of
+
+    model_path = Path(model_path)
+    entry = load_manifest(model_path, required=False).get("torch_weights")
+    if not entry:
+        raise BackendError(f"the manifest beside {model_path} names no torch weights: give the torch backend a "
+                           "training checkpoint (runs/NAME/best.pt) with --model")
+    weights = model_path.with_name(entry["file"])
+    if not weights.is_file():
+        raise BackendError(f"the torch weights {weights} named by the manifest are missing")
+    if sha256_of(weights) != entry["sha256"]:
+        raise BackendError(f"{weights} does not match the checksum in the manifest: it is damaged or another "
+                           "model's; re-export it (`edge-fetal export onnx` or `python -m export.torch_weights`)")
+    if entry.get("onnx_sha256") != sha256_of(model_path):
+        raise BackendError(f"{weights} was made for another version of {model_path.name}: re-export it "
+                           "(`edge-fetal export onnx` or `python -m export.torch_weights`)")
+    return weights
+

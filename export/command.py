@@ -20,11 +20,13 @@ def _parity_real_images(count: int) -> list:
 
 
 def run_onnx(args: argparse.Namespace) -> int:
-    """Checkpoint → ONNX, checked against torch on real and simulated frames; the manifest only if they agree."""
+    """Checkpoint → ONNX, checked against torch on real and simulated frames; the manifest and the
+    torch weights beside the ONNX file only if they agree."""
     from export.checkpoint import load_model
     from export.manifest import model_manifest, write_manifest
     from export.onnx_export import OPSET, export_onnx
     from export.parity import check_parity, parity_frames
+    from export.torch_weights import manifest_entry, save_torch_weights, torch_weights_path
     from edge_fetal.engines import manifest_path
     from edge_fetal.model.load import trained_input_stride
     from edge_fetal.model.unet import count_gflops, count_params
@@ -45,9 +47,12 @@ def run_onnx(args: argparse.Namespace) -> int:
     manifest = model_manifest(out, image_size, stride, typical_hw, OPSET, count_gflops(model, typical_hw),
                               count_params(model), checkpoint, data_description)
     manifest["model"]["parity"] = parity.as_dict()
+    source = f"the training checkpoint {args.checkpoint} (epoch {checkpoint.get('epoch')})"
+    weights = save_torch_weights(model, checkpoint["config"], torch_weights_path(out), source)
+    manifest["torch_weights"] = manifest_entry(weights, out, source, parity.as_dict())
     write_manifest(manifest_path(out), manifest)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {manifest['model']['gflops_per_frame']:.2f} GFLOP/frame)"
-          f" and {manifest_path(out)}")
+          f", its torch weights {weights.name} and {manifest_path(out)}")
     return 0
 
 

@@ -20,9 +20,10 @@ def _sizes(text: str) -> tuple[int, ...]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped engines/fetal_mtl.onnx)")
     parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="training checkpoint for the torch rows and the naive baseline (default: the manifest's "
-                             "training run's best.pt when its labels match the ONNX file's, else the manifest's "
-                             "architecture with random weights; latency does not depend on them)")
+                        help="training checkpoint for the torch rows and the naive baseline (default: the torch "
+                             "weights shipped beside the ONNX file, else the manifest's training run's best.pt when "
+                             "its labels match the ONNX file's, else the manifest's architecture with random "
+                             "weights; latency does not depend on them)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: benchmarks/results)")
     parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: few frames and iterations")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per engine (default: physical cores)")

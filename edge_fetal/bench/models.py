@@ -5,8 +5,9 @@ The network is fully convolutional and its Resize nodes use scales, so the same 
 at any input side that is a multiple of 16: `onnx_at_size` only rewrites the declared shapes.
 A model that takes fitted boxes is timed on the box of an 800x540 frame (`TYPICAL_SOURCE_HW`,
 the size of HC18's and the simulator's frames), as the engine feeds it; a square model on S².
-The torch network is the checkpoint when one is given, else the manifest's architecture with
-random weights (latency does not depend on the weights; the JSON says which).
+The torch network is the checkpoint when one is given, else the torch weights shipped beside the
+ONNX file, else the manifest's architecture with random weights (latency does not depend on the
+weights, but the naive baseline's masks do; the JSON says which).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_fetal.calibration import TYPICAL_SOURCE_HW
-from edge_fetal.engines import ENGINES_DIR, load_manifest
-from edge_fetal.errors import EdgeFetalError
+from edge_fetal.engines import ENGINES_DIR, load_manifest, shipped_torch_weights
+from edge_fetal.errors import BackendError, EdgeFetalError
 from edge_fetal.runtime.onnxruntime_backend import probe_geometry
 
 REPO = ENGINES_DIR.parent
@@ -80,9 +81,10 @@ def model_box(side: int, stride: int | None) -> tuple[int, int]:
 
 def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None = None, probe=None,
                           seed: int = 0) -> ModelUnderTest:
-    """The ONNX model and a torch network for it: `checkpoint`; else the manifest's training run's
-    best.pt when its labels agree with the ONNX file's on `probe` (a `[N,1,S,S]` batch); else the
-    manifest's architecture with random weights; else none (no torch rows, no naive baseline)."""
+    """The ONNX model and a torch network for it: `checkpoint`; else the torch weights shipped beside
+    the ONNX file (`engines/fetal_mtl.pt`, checked by the manifest); else the manifest's training
+    run's best.pt when its labels agree with the ONNX file's on `probe` (a `[N,1,S,S]` batch); else
+    the manifest's architecture with random weights; else none (no torch rows, no naive baseline)."""
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise EdgeFetalError(f"no model at {onnx_path}: pass --model PATH to an exported ONNX file")
@@ -101,6 +103,11 @@ def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None =
         return found(None, "none: torch is not installed (the `train` extra), so no torch rows and no naive baseline")
     if checkpoint:
         return found(load_checkpoint_model(checkpoint)[0], f"checkpoint {checkpoint}")
+    try:
+        shipped = shipped_torch_weights(onnx_path)
+        return found(load_checkpoint_model(shipped)[0], f"{shipped.name} (the shipped torch weights, checked by the manifest)")
+    except BackendError:
+        pass  # none shipped, or not for this ONNX file: a training run's checkpoint, else random weights
     named = manifest_checkpoint(manifest)
     architecture = manifest.get("model", {}).get("architecture")
     if named is not None and probe is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edge_fetal.engines import shipped_torch_weights
 from edge_fetal.errors import BackendError
 from edge_fetal.runtime.backend import Backend
 from edge_fetal.runtime.engine_manifest import (
@@ -132,7 +133,8 @@ def backend_class(name: str) -> type[Backend]:
 
 def open_backend(name: str, model_path: str | Path, engine_path: str | Path | None = None,
                  log: Callable[[str], None] = print, threads: int | None = None) -> Backend:
-    """Open the backend `name` for the model at `model_path` (a checkpoint for `torch`).
+    """Open the backend `name` for the model at `model_path`. For `torch`, a training checkpoint,
+    or an exported ONNX model whose manifest names its torch weights (`engines/fetal_mtl.pt`).
 
     engine_path: the TensorRT engine (default: the model path with `.engine`).
     threads: ONNX Runtime's intra-op threads (default: physical cores); the others ignore it.
@@ -161,6 +163,9 @@ def open_backend(name: str, model_path: str | Path, engine_path: str | Path | No
     if name == "torch":
         device = "cuda" if _torch_cuda() else "cpu"
         log(f"backend torch on {device}" + (" (FP16)" if device == "cuda" else " (FP32; torch sees no CUDA GPU)"))
+        if model_path.suffix == ".onnx":  # the network of an exported model: the weights shipped beside it
+            model_path = shipped_torch_weights(model_path)
+            log(f"backend torch: weights {model_path} (named and checked by the manifest)")
         return _open(Candidate("torch", {"checkpoint_path": model_path, "device": device}), log)
     backend_class(name)  # raises: unknown name
     raise AssertionError("unreachable")
