@@ -229,6 +229,9 @@ def _read_checkpoint(path: Path, purpose: str) -> dict:
     if not path.is_file():
         raise ValueError(f"{purpose}: {path} does not exist")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if "source" in checkpoint and "format" not in checkpoint:  # export/torch_weights.py: no optimiser, maybe folded
+        raise ValueError(f"{purpose}: {path} holds the torch weights shipped beside an ONNX model, for inference "
+                         f"({checkpoint['source']}); start from the training checkpoint (runs/NAME/best.pt)")
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{purpose}: {path} has checkpoint format {checkpoint.get('format')}, "
                          f"expected {CHECKPOINT_FORMAT}")

@@ -302,6 +302,20 @@ def test_fine_tuning_refuses_another_architecture_or_a_missing_checkpoint(tmp_pa
         train(missing, data, split=SPLIT, log=lambda _: None)
 
 
+def test_fine_tuning_refuses_the_inference_weights_shipped_beside_an_onnx_model(tmp_path):
+    """Weights recovered from an ONNX file carry folded BatchNorms: training them as they are would
+    change what the network computes, so a run must start from a training checkpoint."""
+    from export.torch_weights import save_torch_weights
+    from edge_fetal.model.unet import MultiTaskUNet
+
+    cfg = tiny_config(tmp_path, "from_shipped", epochs=1)
+    shipped = save_torch_weights(MultiTaskUNet(**cfg.to_dict()["model"]), cfg.to_dict(), tmp_path / "shipped.pt",
+                                 "recovered from model.onnx")
+    from_shipped = _config_with(cfg, run={"name": "from_shipped", "init_from": str(shipped)})
+    with pytest.raises(ValueError, match="shipped beside an ONNX model"):
+        train(from_shipped, tiny_data(), split=SPLIT, log=lambda _: None)
+
+
 def test_config_refuses_an_input_box_off_the_network_stride():
     with pytest.raises(ValueError, match="multiples of the network's stride 16"):
         TrainConfig.from_dict({"data": {"input_hw": [170, 256]}})
