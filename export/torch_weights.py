@@ -6,8 +6,9 @@ checkpoint is gone, `python -m export.torch_weights` recovers them from the ONNX
 exporter folded each BatchNorm into the convolution before it, so the convolution takes the folded
 kernel and the BatchNorm becomes the identity plus the folded bias. In eval mode the network then
 computes what the ONNX graph computes (checked with the export's parity test before anything is
-written). Such weights serve inference; for training, keep the BatchNorm layers in eval mode, as
-their running statistics are those of the identity.
+written). Such weights serve inference only: trained as they are, the BatchNorms would learn new
+statistics and change what the network computes, so `run.init_from` refuses this file and a
+training run starts from a training checkpoint.
 """
 
 from __future__ import annotations
