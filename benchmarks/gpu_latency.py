@@ -57,7 +57,7 @@ def time_calls(call, batch: int, sync=lambda: None, warmup: int = 20, max_iters:
 
 def load_network(checkpoint: Path | None, manifest_path: Path):
     """(MultiTaskUNet in eval mode, input side, where it came from)."""
-    from edge_fetal.engines import shipped_torch_weights
+    from edge_fetal.engines import MODEL_NAME, shipped_torch_weights
     from edge_fetal.errors import BackendError
     from edge_fetal.model.load import load_checkpoint_model
     from edge_fetal.model.unet import MultiTaskUNet
@@ -66,7 +66,7 @@ def load_network(checkpoint: Path | None, manifest_path: Path):
         model, saved = load_checkpoint_model(checkpoint)
         return model, int(saved["config"]["data"]["image_size"]), f"checkpoint {checkpoint}"
     try:  # the torch weights shipped beside the ONNX file, checked by the manifest
-        weights = shipped_torch_weights(manifest_path.with_name("fetal_mtl.onnx"))
+        weights = shipped_torch_weights(manifest_path.with_name(MODEL_NAME))
         model, saved = load_checkpoint_model(weights)
         return model, int(saved["config"]["data"]["image_size"]), f"shipped torch weights {weights.name}"
     except BackendError:

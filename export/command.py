@@ -11,21 +11,13 @@ from pathlib import Path
 from edge_fetal.errors import EdgeFetalError
 
 
-def _parity_real_images(count: int) -> list:
-    """Real frames for the parity check and INT8 calibration: the benchmark's real-frame folder."""
-    from edge_fetal.bench.frames import real_frame_folder
-
-    folder, _ = real_frame_folder()
-    return sorted(folder.glob("*HC.png"))[:count]
-
-
 def run_onnx(args: argparse.Namespace) -> int:
     """Checkpoint → ONNX, checked against torch on real and simulated frames; the manifest and the
     torch weights beside the ONNX file only if they agree."""
     from export.checkpoint import load_model
     from export.manifest import model_manifest, write_manifest
     from export.onnx_export import OPSET, export_onnx
-    from export.parity import check_parity, parity_frames
+    from export.parity import check_parity, parity_frames, parity_real_images
     from export.torch_weights import manifest_entry, save_torch_weights, torch_weights_path
     from edge_fetal.engines import manifest_path
     from edge_fetal.model.load import trained_input_stride
@@ -36,7 +28,7 @@ def run_onnx(args: argparse.Namespace) -> int:
     image_size, trained_hw = data["image_size"], tuple(data.get("input_hw") or ())
     stride = trained_input_stride(model, checkpoint)  # None: a fixed square graph
     out = export_onnx(model, args.out, image_size, input_stride=stride)
-    frames, real_count = parity_frames(_parity_real_images(args.parity_frames))
+    frames, real_count = parity_frames(parity_real_images(args.parity_frames))
     parity = check_parity(model, out, frames, real_count)
     print(parity.describe())
     if not parity.passed:
@@ -59,9 +51,9 @@ def run_onnx(args: argparse.Namespace) -> int:
 def run_int8(args: argparse.Namespace) -> int:
     """ONNX → static INT8 (QDQ), calibrated on real HC18 and simulated frames."""
     from export.int8 import quantise_int8
-    from export.parity import parity_frames
+    from export.parity import parity_frames, parity_real_images
 
-    frames, real_count = parity_frames(_parity_real_images(args.calibration_frames), simulated_per_plane=12, seed=4242)
+    frames, real_count = parity_frames(parity_real_images(args.calibration_frames), simulated_per_plane=12, seed=4242)
     out = quantise_int8(args.onnx, args.out, frames)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), calibrated on {real_count} real HC18 + "
           f"{len(frames) - real_count} simulated frames; measure it with `edge-fetal eval --model {out}` "

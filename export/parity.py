@@ -43,6 +43,14 @@ class ParityReport:
                 f"{self.plane_disagreements} plane disagreements -> {verdict}")
 
 
+def parity_real_images(count: int) -> list[Path]:
+    """Real frames for the parity check and INT8 calibration: the benchmark's real-frame folder."""
+    from edge_fetal.bench.frames import real_frame_folder
+
+    folder, _ = real_frame_folder()
+    return sorted(folder.glob("*HC.png"))[:count]
+
+
 def parity_frames(hc18_images: list[Path], simulated_per_plane: int = 4, seed: int = 99) -> tuple[list[np.ndarray], int]:
     """Real frames from the given paths plus simulated frames of every plane; returns (frames, real count)."""
     from edge_fetal.data.hc18 import load_image

@@ -124,9 +124,8 @@ def _norm_after_each_conv(model) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Recover the shipped ONNX file's torch weights, check them, write them and record them."""
     from edge_fetal.engines import default_model_path, load_manifest, manifest_path
-    from export.command import _parity_real_images
     from export.manifest import write_manifest
-    from export.parity import check_parity, parity_frames
+    from export.parity import check_parity, parity_frames, parity_real_images
 
     parser = argparse.ArgumentParser(prog="python -m export.torch_weights", description=main.__doc__)
     parser.add_argument("--onnx", type=Path, default=None, help="the ONNX file (default: the shipped model)")
@@ -138,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if not architecture or not config:
         raise EdgeFetalError(f"{manifest_path(onnx_path)} names no model.architecture or training.config")
     model = recover_from_onnx(onnx_path, architecture)
-    frames, real_count = parity_frames(_parity_real_images(24))
+    frames, real_count = parity_frames(parity_real_images(24))
     parity = check_parity(model, onnx_path, frames, real_count)
     print(parity.describe())
     if not parity.passed:
