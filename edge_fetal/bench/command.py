@@ -58,6 +58,10 @@ def summary_lines(doc: dict) -> list[str]:
                      f"{naive['frames_per_s']} ({e2e['ratio']['throughput']}x); p99 capture→result "
                      f"{pipe['capture_to_result']['p99_ms']:.1f} vs {naive['capture_to_result']['p99_ms']:.1f} ms, "
                      f"p99 processing {pipe['processing']['p99_ms']:.1f} vs {naive['processing']['p99_ms']:.1f} ms")
+    from_file = e2e.get("offline_file") or {}
+    if from_file.get("frames_per_s") is not None:
+        lines.append(f"offline from an mp4 file (a recorded scan, {from_file['frames_per_run']} frames, decoding "
+                     f"included): {from_file['frames_per_s']} frames/s")
     live = e2e.get("live") or {}
     if live.get("capture_to_result", {}).get("p50_ms") is not None:
         c2r = live["capture_to_result"]

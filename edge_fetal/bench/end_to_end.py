@@ -1,5 +1,7 @@
 """End to end, capture → result: the real pipeline (`run_stream`, offline mode, fusion, overlay,
 mp4, events, report) with the best backend, against the naive baseline (naive.py), in turns.
+The same pipeline also streams a recorded scan from an mp4 file, decoding included
+(`offline_file`): the frames held in memory skip the decode that every file costs.
 
 Definitions (the same clock, `time.monotonic` / `perf_counter`, both in ms):
 - capture_to_result: from the moment the frame is read from the source to its fused result.
@@ -11,7 +13,8 @@ Definitions (the same clock, `time.monotonic` / `perf_counter`, both in ms):
   sees; frames that arrive while the engine is busy are dropped and counted.
 - processing: the engine's own stages for one frame (pipeline: preprocess + infer + measure + fuse;
   naive: everything up to the measurement), i.e. without any wait for a previous frame.
-- frames_per_s: frames over the wall time of the whole run (mp4 finalised included).
+- frames_per_s: frames over the wall time of the whole run (mp4 finalised included; for the
+  file, opening and decoding it too).
 - naive loop_ms: one loop iteration, drawing and writing included.
 Ratios are speed-ups of the pipeline over the naive loop (> 1: the pipeline is better).
 """
@@ -47,16 +50,30 @@ def run_pipeline(images: list[np.ndarray], spacings: list[float | None], backend
     `workers` frames in the model at once) or, with `live_fps`, paced like a live source; per-frame
     latencies read back from events.jsonl."""
     from edge_fetal.calibration import PixelSpacing
-    from edge_fetal.stream import StreamConfig, run_stream
+    from edge_fetal.stream import StreamConfig
     from edge_fetal.stream.readers import ArrayReader
-    from edge_fetal.stream.sinks import EVENTS_NAME
     from edge_fetal.stream.sources import FrameSource
 
     reader = ArrayReader(images, fps=live_fps or 25.0, description="benchmark frames in memory",
                          spacings=[PixelSpacing(s, "benchmark frame") if s else None for s in spacings])
-    started = time.perf_counter()
     config = StreamConfig(realtime=live_fps is not None, inference_workers=workers)
-    report = run_stream(FrameSource(reader), backend, config, out_dir)
+    return _timed_stream(FrameSource(reader), backend, config, out_dir)
+
+
+def run_file_pipeline(path: Path, backend, out_dir: Path, workers: int = 1) -> dict:
+    """One `run_stream` over a video file, every frame as fast as it goes, as `edge-fetal stream
+    --source FILE` runs it: the grabber thread decodes the file beside the engine's own work."""
+    from edge_fetal.stream import StreamConfig
+
+    return _timed_stream(str(path), backend, StreamConfig(inference_workers=workers), out_dir)
+
+
+def _timed_stream(source, backend, config, out_dir: Path) -> dict:
+    from edge_fetal.stream import run_stream
+    from edge_fetal.stream.sinks import EVENTS_NAME
+
+    started = time.perf_counter()
+    report = run_stream(source, backend, config, out_dir)
     wall = time.perf_counter() - started
     events = [json.loads(line) for line in (out_dir / EVENTS_NAME).read_text().splitlines() if line.strip()]
     return {"wall_s": wall, "frames": report["stream"]["frames_processed"], "report": report,
@@ -78,9 +95,11 @@ class OfflineEngine:
 
 def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, network, input_size: int,
                        out_dir: Path, rounds: int, hold: int, step: Callable[[str], None] = lambda _: None,
-                       profile_path: Path | None = None, offline: OfflineEngine | None = None) -> dict:
-    """`rounds` x (pipeline run, naive run, live run), alternating the order; the `end_to_end` JSON
-    section. The live run uses `backend`; the offline run `offline` (default: `backend`, one worker)."""
+                       profile_path: Path | None = None, offline: OfflineEngine | None = None,
+                       scan_file: Path | None = None) -> dict:
+    """`rounds` x (pipeline run, file run, naive run, live run), alternating the order; the
+    `end_to_end` JSON section. The live run uses `backend`; the offline runs `offline` (default:
+    `backend`, one worker); the file run streams `scan_file` (none without it)."""
     offline = offline or OfflineEngine(backend, 1, 0)
     images, spacings = scan(frames, hold)
     pipeline: dict[str, list] = {"capture_to_result": [], "processing": []}
@@ -90,9 +109,10 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
     sink_p50: list[float] = []
     draw_p50: list[float] = []
     live: dict[str, list] = {"capture_to_result": [], "processing": [], "dropped": [], "frames": []}
+    from_file: dict[str, list] = {"processing": [], "wall_s": [], "frames": []}
+    kinds = ("pipeline", "file", "naive", "live") if scan_file is not None else ("pipeline", "naive", "live")
     for r in range(rounds):
-        order = ("pipeline", "naive", "live") if r % 2 == 0 else ("live", "naive", "pipeline")
-        for which in order:
+        for which in (kinds if r % 2 == 0 else kinds[::-1]):
             run_dir = out_dir / f"{which}_{r}"
             run_dir.mkdir(parents=True, exist_ok=True)
             if which == "pipeline":
@@ -106,6 +126,11 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
                 for part, p50s in (("sink", sink_p50), ("draw", draw_p50)):
                     if result["report"]["latency_ms"][part]["p50_ms"] is not None:
                         p50s.append(result["report"]["latency_ms"][part]["p50_ms"])
+            elif which == "file":
+                result = run_file_pipeline(scan_file, offline.backend, run_dir, workers=offline.workers)
+                from_file["processing"] += result["processing"]
+                from_file["wall_s"].append(result["wall_s"])
+                from_file["frames"].append(result["frames"])
             elif which == "live":
                 result = run_pipeline(images, spacings, backend, run_dir, live_fps=LIVE_FPS)
                 for key in ("capture_to_result", "processing"):
@@ -131,6 +156,7 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
                  "frames_dropped": int(sum(live["dropped"])),
                  "capture_to_result": latency_stats(live["capture_to_result"]),
                  "processing": latency_stats(live["processing"])},
+        "offline_file": _file_section(scan_file, from_file, offline),
         "naive": None, "ratio": None,
     }
     section["pipeline"]["work_shares"] = work_shares(stages, render_p50, draw_p50_median)
@@ -146,6 +172,17 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
     if profile_path is not None:
         section["profile"] = profile_pipeline(images, spacings, offline, out_dir / "profiled", profile_path)
     return section
+
+
+def _file_section(scan_file: Path | None, runs: dict[str, list], offline: OfflineEngine) -> dict | None:
+    """The `offline_file` JSON section: frames/s over the file runs, and their processing latency."""
+    if scan_file is None or not runs["wall_s"]:
+        return None
+    wall, frames = sum(runs["wall_s"]), sum(runs["frames"])
+    return {"frames_per_s": round(frames / wall, 2) if wall else None, "frames_per_run": max(runs["frames"]),
+            "runs": len(runs["wall_s"]), "source": f"{scan_file.name}: a simulated sweep, 800x540, mp4v, no pixel spacing",
+            "processing": latency_stats(runs["processing"]),
+            "inference_workers": offline.workers, "threads_each": offline.threads_each or None}
 
 
 def work_shares(stages: dict[str, list[float]], render_p50_ms: float | None, draw_p50_ms: float | None = None) -> dict:

@@ -1,4 +1,5 @@
-"""The frames every benchmark variant runs on: real HC18 heads and simulated frames of every plane.
+"""The frames every benchmark variant runs on: real HC18 heads and simulated frames of every plane;
+and the recorded scan that the offline line streams from a file.
 
 Real frames come from the HC18 test-set sample (`../shared/data/hc18/test_set_sample`) when it is
 there, else from the frames bundled with the package; simulated ones from `data.simulator`, one
@@ -64,6 +65,39 @@ def simulated_frames(per_plane: int, seed: int = 7) -> list[BenchFrame]:
 
 def bench_frames(real_count: int, sim_per_plane: int) -> list[BenchFrame]:
     return real_frames(real_count) + simulated_frames(sim_per_plane)
+
+
+# The scan the offline line streams from a file: one simulated sweep through every plane
+# (`data.simulator.DEFAULT_SEGMENTS`, 140 frames), its speckle changing from frame to frame as on
+# a real probe, so the decoder works as hard as on a recorded scan.
+SCAN_SEED = 20261129
+SCAN_FPS = 25.0
+
+
+def write_scan_video(path: Path, segments: tuple[tuple[str, int], ...] | None = None, seed: int = SCAN_SEED) -> int:
+    """Write a simulated sweep of 800x540 frames to `path` as mp4 (OpenCV's mp4v, as the engine
+    writes its own videos); return its frame count. Like most recorded files, it carries no pixel
+    spacing: the engine measures it in pixels (the sweep's depth changes between planes anyway)."""
+    import cv2
+
+    from edge_fetal.data.simulator import DEFAULT_SEGMENTS, render_sweep
+
+    writer, count = None, 0
+    try:
+        for frame in render_sweep(seed, segments or DEFAULT_SEGMENTS):
+            if writer is None:
+                height, width = frame.image.shape[:2]
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), SCAN_FPS, (width, height))
+                if not writer.isOpened():
+                    raise OSError(f"OpenCV cannot write an mp4 file at {path}")
+            writer.write(cv2.cvtColor(frame.image, cv2.COLOR_GRAY2BGR))
+            count += 1
+    finally:
+        if writer is not None:
+            writer.release()
+    if count == 0:
+        raise ValueError(f"the benchmark scan has no frames (segments {segments!r})")
+    return count
 
 
 def model_inputs(frames: list[BenchFrame], box: int | tuple[int, int]) -> list[np.ndarray]:

@@ -2,8 +2,9 @@
 
 Order of a run: machine description → model and frames → peak matmul → open every variant (INT8
 built into a temp folder) and warm it up → all variants interleaved round-robin → peak again →
-end to end (pipeline vs naive baseline, in turns) → JSON + Markdown + PNG in the results folder,
-plus `latest.*` copies. Nothing is written into the repository except the results.
+end to end (pipeline vs naive baseline, in turns; the same pipeline on a recorded scan file) →
+JSON + Markdown + PNG in the results folder, plus `latest.*` copies. Nothing is written into the
+repository except the results.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class BenchOptions:
             sizes=tuple(self.sizes), batches=tuple(self.batches), streams=tuple(self.streams),
             e2e_rounds=pick(self.e2e_rounds, 3, 1), hold=pick(self.hold, 5, 1), peak_n=pick(self.peak_n, 2048, 384),
             profile=self.profile, engine_rss=self.engine_rss, plot=self.plot, latest=self.latest, show_progress=self.show_progress)
+
+
+# `--quick`: a sweep of a few frames per plane instead of the 140 of the full scan
+QUICK_SCAN = (("head", 4), ("abdomen", 4), ("femur", 4))
 
 
 def _default_model() -> Path:
@@ -149,7 +154,7 @@ def run_benchmark(options: BenchOptions = BenchOptions(), log: Callable[[str], N
 def _run(opts: BenchOptions, log: Callable[[str], None]) -> dict:
     from edge_fetal.bench.build import model_variants, scaling_variants
     from edge_fetal.bench.end_to_end import compare_end_to_end
-    from edge_fetal.bench.frames import bench_frames, describe
+    from edge_fetal.bench.frames import bench_frames, describe, write_scan_video
     from edge_fetal.bench.models import load_model_under_test
     from edge_fetal.bench.peak import matmul_peak
 
@@ -177,7 +182,9 @@ def _run(opts: BenchOptions, log: Callable[[str], None]) -> dict:
             timed = list(dict.fromkeys(variants + [v for axis in scaling.values() for v in axis.values()]))
             for variant in timed:
                 variant.warm_up(opts.warmup)
-            bar = _Bar(opts.rounds * len(timed) + 2 * opts.e2e_rounds, opts.show_progress)
+            scan_file = scratch / "scan.mp4"
+            write_scan_video(scan_file, QUICK_SCAN if opts.quick else None)
+            bar = _Bar(opts.rounds * len(timed) + 4 * opts.e2e_rounds, opts.show_progress)
             log(f"bench: {len(timed)} variants x {opts.rounds} rounds x {opts.iterations} calls, interleaved")
             interleave(timed, opts.rounds, opts.iterations, bar.step)
             peaks.append(matmul_peak(opts.threads, opts.peak_n))
@@ -191,7 +198,7 @@ def _run(opts: BenchOptions, log: Callable[[str], None]) -> dict:
             with _offline_engine(best, opts.threads) as offline:
                 end_to_end = compare_end_to_end(frames, best.backend, best.name, model.network, model.input_size,
                                                 scratch / "e2e", opts.e2e_rounds, opts.hold, bar.step, profile_path,
-                                                offline)
+                                                offline, scan_file)
             bar.close()
             engine = None
             on_cpu = [v for v in variants if v.model_path is not None]

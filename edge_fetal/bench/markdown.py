@@ -40,6 +40,12 @@ def end_to_end_table(section: dict) -> list[str]:
         c2r, proc = part["capture_to_result"], part["processing"]
         rows.append([label, _f(part["frames_per_s"], 1), _f(c2r["p50_ms"]), _f(c2r["p95_ms"]), _f(c2r["p99_ms"]),
                      _f(proc["p50_ms"]), _f(proc["p99_ms"])])
+    from_file = section.get("offline_file")
+    if from_file:
+        proc = from_file["processing"]
+        rows.append([f"pipeline, offline, a recorded scan streamed from its mp4 file ({from_file['frames_per_run']} "
+                     f"frames, decoding included)", _f(from_file["frames_per_s"], 1), "–", "–", "–",
+                     _f(proc["p50_ms"]), _f(proc["p99_ms"])])
     live = section.get("live")
     if live and live["capture_to_result"]["p50_ms"] is not None:
         c2r, proc = live["capture_to_result"], live["processing"]

@@ -78,6 +78,40 @@ def test_scaling_axes_and_end_to_end_ratios(quick_run):
         naive["capture_to_result"]["p99_ms"] / pipeline["capture_to_result"]["p99_ms"], abs=0.01)
 
 
+def test_offline_line_also_streams_a_recorded_scan_from_a_file(quick_run):
+    from edge_fetal.bench.harness import QUICK_SCAN
+
+    doc, out = quick_run
+    e2e = doc["end_to_end"]
+    from_file = e2e["offline_file"]
+    assert from_file["frames_per_run"] == sum(n for _, n in QUICK_SCAN)  # every frame of the file, none dropped
+    assert from_file["runs"] == e2e["rounds"] and from_file["frames_per_s"] > 0
+    assert from_file["processing"]["iterations"] == from_file["frames_per_run"] * e2e["rounds"]
+    assert from_file["inference_workers"] == e2e["pipeline"]["inference_workers"]
+    assert "decoding included" in (out / "latest.md").read_text()
+
+
+def test_scan_video_is_a_moving_sweep_that_opencv_reads_back(tmp_path):
+    from edge_fetal.bench.frames import write_scan_video
+
+    path = tmp_path / "scan.mp4"
+    count = write_scan_video(path, (("head", 3), ("femur", 2)))
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    assert count == len(frames) == 5
+    assert frames[0].shape == (540, 800, 3)
+    # the speckle changes from frame to frame, as on a probe: the decoder has new pixels every frame
+    assert all(np.abs(a.astype(int) - b.astype(int)).mean() > 1.0 for a, b in zip(frames, frames[1:]))
+    with pytest.raises(ValueError, match="no frames"):
+        write_scan_video(tmp_path / "empty.mp4", (("head", 0),))
+
+
 def test_files_json_markdown_png_and_latest(quick_run):
     doc, out = quick_run
     stem = doc["files"]["json"][: -len(".json")]
