@@ -129,6 +129,19 @@ def _offline_engine(best: Variant, cores: int):
         yield OfflineEngine(backend, plan.workers, plan.threads)
 
 
+def _scan_file(path: Path, quick: bool, notes: list[str]) -> Path | None:
+    """The recorded scan the offline line streams from a file; None (and a note) where OpenCV
+    cannot write mp4 here, so that every other figure is still measured."""
+    from edge_fetal.bench.frames import write_scan_video
+
+    try:
+        write_scan_video(path, QUICK_SCAN if quick else None)
+    except OSError as error:
+        notes.append(f"no offline run from a file: {error}")
+        return None
+    return path
+
+
 def _with_gflop(row: dict, gflop: float | None, peak_gflops: float | None) -> dict:
     achieved = gflop * row["frames_per_s"] if gflop and row.get("frames_per_s") else None
     # four significant digits, not decimals: a tiny model on a busy machine gets fractions like 0.0005
@@ -154,7 +167,7 @@ def run_benchmark(options: BenchOptions = BenchOptions(), log: Callable[[str], N
 def _run(opts: BenchOptions, log: Callable[[str], None]) -> dict:
     from edge_fetal.bench.build import model_variants, scaling_variants
     from edge_fetal.bench.end_to_end import compare_end_to_end
-    from edge_fetal.bench.frames import bench_frames, describe, write_scan_video
+    from edge_fetal.bench.frames import bench_frames, describe
     from edge_fetal.bench.models import load_model_under_test
     from edge_fetal.bench.peak import matmul_peak
 
@@ -182,9 +195,8 @@ def _run(opts: BenchOptions, log: Callable[[str], None]) -> dict:
             timed = list(dict.fromkeys(variants + [v for axis in scaling.values() for v in axis.values()]))
             for variant in timed:
                 variant.warm_up(opts.warmup)
-            scan_file = scratch / "scan.mp4"
-            write_scan_video(scan_file, QUICK_SCAN if opts.quick else None)
-            bar = _Bar(opts.rounds * len(timed) + 4 * opts.e2e_rounds, opts.show_progress)
+            scan_file = _scan_file(scratch / "scan.mp4", opts.quick, notes)
+            bar = _Bar(opts.rounds * len(timed) + (4 if scan_file else 3) * opts.e2e_rounds, opts.show_progress)
             log(f"bench: {len(timed)} variants x {opts.rounds} rounds x {opts.iterations} calls, interleaved")
             interleave(timed, opts.rounds, opts.iterations, bar.step)
             peaks.append(matmul_peak(opts.threads, opts.peak_n))

@@ -112,6 +112,21 @@ def test_scan_video_is_a_moving_sweep_that_opencv_reads_back(tmp_path):
         write_scan_video(tmp_path / "empty.mp4", (("head", 0),))
 
 
+def test_without_an_mp4_writer_the_bench_notes_that_the_file_run_is_missing(tmp_path, monkeypatch):
+    from edge_fetal.bench import frames, harness
+
+    def cannot_write(path, segments=None):
+        raise OSError(f"OpenCV cannot write an mp4 file at {path}")
+
+    monkeypatch.setattr(frames, "write_scan_video", cannot_write)
+    notes: list[str] = []
+    assert harness._scan_file(tmp_path / "scan.mp4", quick=True, notes=notes) is None
+    assert notes == [f"no offline run from a file: OpenCV cannot write an mp4 file at {tmp_path / 'scan.mp4'}"]
+    monkeypatch.undo()
+    assert harness._scan_file(tmp_path / "scan.mp4", quick=True, notes=notes) == tmp_path / "scan.mp4"
+    assert (tmp_path / "scan.mp4").stat().st_size > 0 and len(notes) == 1
+
+
 def test_files_json_markdown_png_and_latest(quick_run):
     doc, out = quick_run
     stem = doc["files"]["json"][: -len(".json")]
