@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -113,3 +114,21 @@ def _write_cine(path, frames, photometric: str = "MONOCHROME2", delta_cm: float 
 def write_cine():
     """`write_cine(path, frames[N,H,W(,3)], photometric, delta_cm, box)` → path of a DICOM cine."""
     return _write_cine
+
+
+def _read_video(path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    return frames
+
+
+@pytest.fixture
+def read_video():
+    """`read_video(path)` → every frame OpenCV decodes from a video file, as BGR arrays."""
+    return _read_video

@@ -91,19 +91,12 @@ def test_offline_line_also_streams_a_recorded_scan_from_a_file(quick_run):
     assert "decoding included" in (out / "latest.md").read_text()
 
 
-def test_scan_video_is_a_moving_sweep_that_opencv_reads_back(tmp_path):
+def test_scan_video_is_a_moving_sweep_that_opencv_reads_back(tmp_path, read_video):
     from edge_fetal.bench.frames import write_scan_video
 
     path = tmp_path / "scan.mp4"
     count = write_scan_video(path, (("head", 3), ("femur", 2)))
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    frames = read_video(path)
     assert count == len(frames) == 5
     assert frames[0].shape == (540, 800, 3)
     # the speckle changes from frame to frame, as on a probe: the decoder has new pixels every frame

@@ -32,23 +32,11 @@ def source_of(images, fps=None, spacing=SPACING) -> FrameSource:
     return FrameSource(ArrayReader(images, fps=fps, spacing=spacing))
 
 
-def read_video(path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return frames
-
-
 def events(out_dir) -> list[dict]:
     return [json.loads(line) for line in (out_dir / "events.jsonl").read_text().splitlines()]
 
 
-def test_offline_file_run_processes_every_frame_and_writes_everything(tmp_path, grey_frames, fakes):
+def test_offline_file_run_processes_every_frame_and_writes_everything(tmp_path, grey_frames, fakes, read_video):
     backend = fakes.ScriptedBackend(fakes.head_then_abdomen(20))
     report = run_stream(source_of(grey_frames(32)), backend, config(), tmp_path)
 
@@ -127,7 +115,7 @@ def test_a_source_returning_garbage_mid_stream_is_reported_and_skipped(tmp_path,
     assert report["stopped_by"] == "end of source"
 
 
-def test_sigint_mid_stream_leaves_a_final_report_and_a_playable_video(tmp_path, grey_frames, fakes):
+def test_sigint_mid_stream_leaves_a_final_report_and_a_playable_video(tmp_path, grey_frames, fakes, read_video):
     backend = fakes.ScriptedBackend(lambda i: "head", delay_s=0.02)
     # Python's own handler, or SIG_IGN where the suite runs as a background job of a shell
     handler_before = signal.getsignal(signal.SIGINT)
