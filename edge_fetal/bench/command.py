@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", type=_sizes, default=(1, 2, 4), help="concurrent streams for scaling")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile one end-to-end pipeline run (top 25 by cumulative time, in the results folder)")
+    parser.add_argument("--scan", type=Path, default=None,
+                        help="a recorded scan (video file) for the offline run from a file, decoding included "
+                             "(default: a simulated sweep of 140 frames the bench writes)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG figure")
 
 
@@ -42,7 +45,8 @@ def options_from_args(args: argparse.Namespace):
 
     return BenchOptions(model=args.model, checkpoint=args.checkpoint, out_dir=args.out, quick=args.quick,
                         threads=args.threads, rounds=args.rounds, iterations=args.iterations, sizes=args.sizes,
-                        batches=args.batches, streams=args.streams, profile=args.profile, plot=not args.no_plot)
+                        batches=args.batches, streams=args.streams, profile=args.profile, scan=args.scan,
+                        plot=not args.no_plot)
 
 
 def summary_lines(doc: dict) -> list[str]:
@@ -60,7 +64,7 @@ def summary_lines(doc: dict) -> list[str]:
                      f"p99 processing {pipe['processing']['p99_ms']:.1f} vs {naive['processing']['p99_ms']:.1f} ms")
     from_file = e2e.get("offline_file") or {}
     if from_file.get("frames_per_s") is not None:
-        lines.append(f"offline from an mp4 file (a recorded scan, {from_file['frames_per_run']} frames, decoding "
+        lines.append(f"offline from a file ({from_file['source']}; {from_file['frames_per_run']} frames, decoding "
                      f"included): {from_file['frames_per_s']} frames/s")
     live = e2e.get("live") or {}
     if live.get("capture_to_result", {}).get("p50_ms") is not None:

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge_fetal.bench.frames import BenchFrame
+from edge_fetal.bench.frames import BenchFrame, ScanFile
 from edge_fetal.bench.naive import NaiveRun, run_naive
 from edge_fetal.bench.schema import latency_stats
 
@@ -96,7 +96,7 @@ class OfflineEngine:
 def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, network, input_size: int,
                        out_dir: Path, rounds: int, hold: int, step: Callable[[str], None] = lambda _: None,
                        profile_path: Path | None = None, offline: OfflineEngine | None = None,
-                       scan_file: Path | None = None) -> dict:
+                       scan_file: ScanFile | None = None) -> dict:
     """`rounds` x (pipeline run, file run, naive run, live run), alternating the order; the
     `end_to_end` JSON section. The live run uses `backend`; the offline runs `offline` (default:
     `backend`, one worker); the file run streams `scan_file` (none without it)."""
@@ -127,7 +127,7 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
                     if result["report"]["latency_ms"][part]["p50_ms"] is not None:
                         p50s.append(result["report"]["latency_ms"][part]["p50_ms"])
             elif which == "file":
-                result = run_file_pipeline(scan_file, offline.backend, run_dir, workers=offline.workers)
+                result = run_file_pipeline(scan_file.path, offline.backend, run_dir, workers=offline.workers)
                 from_file["processing"] += result["processing"]
                 from_file["wall_s"].append(result["wall_s"])
                 from_file["frames"].append(result["frames"])
@@ -174,13 +174,13 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
     return section
 
 
-def _file_section(scan_file: Path | None, runs: dict[str, list], offline: OfflineEngine) -> dict | None:
+def _file_section(scan_file: ScanFile | None, runs: dict[str, list], offline: OfflineEngine) -> dict | None:
     """The `offline_file` JSON section: frames/s over the file runs, and their processing latency."""
     if scan_file is None or not runs["wall_s"]:
         return None
     wall, frames = sum(runs["wall_s"]), sum(runs["frames"])
     return {"frames_per_s": round(frames / wall, 2) if wall else None, "frames_per_run": max(runs["frames"]),
-            "runs": len(runs["wall_s"]), "source": f"{scan_file.name}: a simulated sweep, 800x540, mp4v, no pixel spacing",
+            "runs": len(runs["wall_s"]), "source": scan_file.description,
             "processing": latency_stats(runs["processing"]),
             "inference_workers": offline.workers, "threads_each": offline.threads_each or None}
 

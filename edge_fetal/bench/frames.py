@@ -67,7 +67,15 @@ def bench_frames(real_count: int, sim_per_plane: int) -> list[BenchFrame]:
     return real_frames(real_count) + simulated_frames(sim_per_plane)
 
 
-# The scan the offline line streams from a file: one simulated sweep through every plane
+@dataclass(frozen=True)
+class ScanFile:
+    """A recorded scan that the offline line streams from disk, and what it is (for the results)."""
+
+    path: Path
+    description: str
+
+
+# The scan the offline line streams from a file by default: one simulated sweep through every plane
 # (`data.simulator.DEFAULT_SEGMENTS`, 140 frames), its speckle changing from frame to frame as on
 # a real probe, so the decoder works as hard as on a recorded scan.
 SCAN_SEED = 20261129

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Callable
 
 from edge_fetal.bench import schema
+from edge_fetal.bench.frames import ScanFile
 from edge_fetal.bench.variants import Variant, interleave, peak_rss_mib
+from edge_fetal.errors import EdgeFetalError
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class BenchOptions:
     hold: int | None = None  # each frame repeated this often in the end-to-end scan
     peak_n: int | None = None  # side of the peak matmul
     profile: bool = False
+    scan: Path | None = None  # a recorded scan (video file) for the offline run from a file; default: a simulated sweep
     engine_rss: bool = True  # peak RSS of a separate engine process (ONNX Runtime CPU, the faster of fp32 / INT8)
     plot: bool = True
     latest: bool = True
@@ -61,7 +64,7 @@ class BenchOptions:
             real_frames=pick(self.real_frames, 8, 2), sim_per_plane=pick(self.sim_per_plane, 2, 1),
             sizes=tuple(self.sizes), batches=tuple(self.batches), streams=tuple(self.streams),
             e2e_rounds=pick(self.e2e_rounds, 3, 1), hold=pick(self.hold, 5, 1), peak_n=pick(self.peak_n, 2048, 384),
-            profile=self.profile, engine_rss=self.engine_rss, plot=self.plot, latest=self.latest, show_progress=self.show_progress)
+            profile=self.profile, scan=Path(self.scan) if self.scan else None, engine_rss=self.engine_rss, plot=self.plot, latest=self.latest, show_progress=self.show_progress)
 
 
 # `--quick`: a sweep of a few frames per plane instead of the 140 of the full scan
@@ -129,17 +132,35 @@ def _offline_engine(best: Variant, cores: int):
         yield OfflineEngine(backend, plan.workers, plan.threads)
 
 
-def _scan_file(path: Path, quick: bool, notes: list[str]) -> Path | None:
-    """The recorded scan the offline line streams from a file; None (and a note) where OpenCV
-    cannot write mp4 here, so that every other figure is still measured."""
+def check_scan(path: Path) -> None:
+    """Refuse a `--scan` that OpenCV cannot read, before the benchmark's minutes are spent."""
+    import cv2
+
+    if not path.is_file():
+        raise EdgeFetalError(f"--scan {path}: no such file")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        readable = capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
+    if not readable:
+        raise EdgeFetalError(f"--scan {path}: not a video file OpenCV can decode here")
+
+
+def _scan_file(path: Path, quick: bool, notes: list[str], given: Path | None = None) -> ScanFile | None:
+    """The recorded scan the offline line streams from a file: `given`, else a simulated sweep
+    written to `path`; None (and a note) where OpenCV cannot write mp4 here, so that every other
+    figure is still measured."""
     from edge_fetal.bench.frames import write_scan_video
 
+    if given is not None:
+        return ScanFile(given, f"{given}: a recorded scan given with --scan")
     try:
-        write_scan_video(path, QUICK_SCAN if quick else None)
+        count = write_scan_video(path, QUICK_SCAN if quick else None)
     except OSError as error:
         notes.append(f"no offline run from a file: {error}")
         return None
-    return path
+    return ScanFile(path, f"a simulated sweep of {count} frames, 800x540, mp4v, no pixel spacing")
 
 
 def _with_gflop(row: dict, gflop: float | None, peak_gflops: float | None) -> dict:
@@ -172,6 +193,8 @@ def _run(opts: BenchOptions, log: Callable[[str], None]) -> dict:
     from edge_fetal.bench.peak import matmul_peak
 
     notes: list[str] = []
+    if opts.scan is not None:
+        check_scan(opts.scan)
     machine = schema.machine_info()
     frames = bench_frames(opts.real_frames, opts.sim_per_plane)
     model = load_model_under_test(opts.model, opts.checkpoint, probe=_probe(frames, opts.model))
@@ -195,7 +218,7 @@ def _run(opts: BenchOptions, log: Callable[[str], None]) -> dict:
             timed = list(dict.fromkeys(variants + [v for axis in scaling.values() for v in axis.values()]))
             for variant in timed:
                 variant.warm_up(opts.warmup)
-            scan_file = _scan_file(scratch / "scan.mp4", opts.quick, notes)
+            scan_file = _scan_file(scratch / "scan.mp4", opts.quick, notes, opts.scan)
             bar = _Bar(opts.rounds * len(timed) + (4 if scan_file else 3) * opts.e2e_rounds, opts.show_progress)
             log(f"bench: {len(timed)} variants x {opts.rounds} rounds x {opts.iterations} calls, interleaved")
             interleave(timed, opts.rounds, opts.iterations, bar.step)

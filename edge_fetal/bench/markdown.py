@@ -43,7 +43,7 @@ def end_to_end_table(section: dict) -> list[str]:
     from_file = section.get("offline_file")
     if from_file:
         proc = from_file["processing"]
-        rows.append([f"pipeline, offline, a recorded scan streamed from its mp4 file ({from_file['frames_per_run']} "
+        rows.append([f"pipeline, offline, a recorded scan streamed from a file ({from_file['frames_per_run']} "
                      f"frames, decoding included)", _f(from_file["frames_per_s"], 1), "–", "–", "–",
                      _f(proc["p50_ms"]), _f(proc["p99_ms"])])
     live = section.get("live")
@@ -53,6 +53,8 @@ def end_to_end_table(section: dict) -> list[str]:
                      f"{live['frames_processed'] + live['frames_dropped']} dropped)", "–", _f(c2r["p50_ms"]),
                      _f(c2r["p95_ms"]), _f(c2r["p99_ms"]), _f(proc["p50_ms"]), _f(proc["p99_ms"])])
     lines += _table(["", "frames/s", "capture→result p50 ms", "p95 ms", "p99 ms", "processing p50 ms", "processing p99 ms"], rows)
+    if from_file:
+        lines += ["", f"The recorded scan: {from_file['source']}."]
     stages = section["pipeline"].get("stages") or {}
     if stages:
         lines += ["", "Pipeline stages, p50 ms: " + ", ".join(f"{k} {_f(v['p50_ms'])}" for k, v in stages.items())

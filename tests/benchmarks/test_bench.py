@@ -88,6 +88,7 @@ def test_offline_line_also_streams_a_recorded_scan_from_a_file(quick_run):
     assert from_file["runs"] == e2e["rounds"] and from_file["frames_per_s"] > 0
     assert from_file["processing"]["iterations"] == from_file["frames_per_run"] * e2e["rounds"]
     assert from_file["inference_workers"] == e2e["pipeline"]["inference_workers"]
+    assert "simulated sweep of 12 frames" in from_file["source"]
     assert "decoding included" in (out / "latest.md").read_text()
 
 
@@ -116,8 +117,28 @@ def test_without_an_mp4_writer_the_bench_notes_that_the_file_run_is_missing(tmp_
     assert harness._scan_file(tmp_path / "scan.mp4", quick=True, notes=notes) is None
     assert notes == [f"no offline run from a file: OpenCV cannot write an mp4 file at {tmp_path / 'scan.mp4'}"]
     monkeypatch.undo()
-    assert harness._scan_file(tmp_path / "scan.mp4", quick=True, notes=notes) == tmp_path / "scan.mp4"
+    scan = harness._scan_file(tmp_path / "scan.mp4", quick=True, notes=notes)
+    assert scan.path == tmp_path / "scan.mp4" and "simulated sweep of 12 frames" in scan.description
     assert (tmp_path / "scan.mp4").stat().st_size > 0 and len(notes) == 1
+
+
+def test_a_scan_given_with_scan_is_checked_before_the_run_and_then_used(tmp_path):
+    from edge_fetal.bench.frames import write_scan_video
+    from edge_fetal.bench.harness import _scan_file, check_scan
+    from edge_fetal.errors import EdgeFetalError
+
+    with pytest.raises(EdgeFetalError, match="no such file"):
+        check_scan(tmp_path / "missing.mp4")
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_text("not a video")
+    with pytest.raises(EdgeFetalError, match="not a video file OpenCV can decode"):
+        check_scan(not_a_video)
+    recorded = tmp_path / "recorded.mp4"
+    write_scan_video(recorded, (("head", 2),))
+    check_scan(recorded)
+    scan = _scan_file(tmp_path / "unused.mp4", quick=True, notes=[], given=recorded)
+    assert scan.path == recorded and "given with --scan" in scan.description
+    assert not (tmp_path / "unused.mp4").exists()  # nothing simulated is written when a scan is given
 
 
 def test_files_json_markdown_png_and_latest(quick_run):
