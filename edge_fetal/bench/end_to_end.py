@@ -102,87 +102,88 @@ def compare_end_to_end(frames: list[BenchFrame], backend, backend_name: str, net
     `backend`, one worker); the file run streams `scan_file` (none without it)."""
     offline = offline or OfflineEngine(backend, 1, 0)
     images, spacings = scan(frames, hold)
-    pipeline: dict[str, list] = {"capture_to_result": [], "processing": []}
+    runs: dict[str, list[dict]] = {"pipeline": [], "file": [], "live": []}
     naive = NaiveRun()
-    pipe_wall = pipe_frames = 0.0
-    stages: dict[str, list[float]] = {s: [] for s in ENGINE_STAGES}
-    sink_p50: list[float] = []
-    draw_p50: list[float] = []
-    live: dict[str, list] = {"capture_to_result": [], "processing": [], "dropped": [], "frames": []}
-    from_file: dict[str, list] = {"processing": [], "wall_s": [], "frames": []}
     kinds = ("pipeline", "file", "naive", "live") if scan_file is not None else ("pipeline", "naive", "live")
     for r in range(rounds):
         for which in (kinds if r % 2 == 0 else kinds[::-1]):
             run_dir = out_dir / f"{which}_{r}"
             run_dir.mkdir(parents=True, exist_ok=True)
             if which == "pipeline":
-                result = run_pipeline(images, spacings, offline.backend, run_dir, workers=offline.workers)
-                pipeline["capture_to_result"] += result["capture_to_result"]
-                pipeline["processing"] += result["processing"]
-                pipe_wall += result["wall_s"]
-                pipe_frames += result["frames"]
-                for stage, values in result["stages"].items():
-                    stages[stage] += values
-                for part, p50s in (("sink", sink_p50), ("draw", draw_p50)):
-                    if result["report"]["latency_ms"][part]["p50_ms"] is not None:
-                        p50s.append(result["report"]["latency_ms"][part]["p50_ms"])
+                runs[which].append(run_pipeline(images, spacings, offline.backend, run_dir, workers=offline.workers))
             elif which == "file":
-                result = run_file_pipeline(scan_file.path, offline.backend, run_dir, workers=offline.workers)
-                from_file["processing"] += result["processing"]
-                from_file["wall_s"].append(result["wall_s"])
-                from_file["frames"].append(result["frames"])
+                runs[which].append(run_file_pipeline(scan_file.path, offline.backend, run_dir, workers=offline.workers))
             elif which == "live":
-                result = run_pipeline(images, spacings, backend, run_dir, live_fps=LIVE_FPS)
-                for key in ("capture_to_result", "processing"):
-                    live[key] += result[key]
-                live["dropped"].append(result["dropped"])
-                live["frames"].append(result["frames"])
+                runs[which].append(run_pipeline(images, spacings, backend, run_dir, live_fps=LIVE_FPS))
             elif network is not None:
-                one = run_naive(images, spacings, network, input_size, run_dir / "naive.mp4")
-                naive.result_ms += one.result_ms
-                naive.loop_ms += one.loop_ms
-                naive.wall_s += one.wall_s
+                naive.add(run_naive(images, spacings, network, input_size, run_dir / "naive.mp4"))
             step(which)
-    render_p50, draw_p50_median = _median_or_none(sink_p50), _median_or_none(draw_p50)
     section = {
         "frames_per_run": len(images), "rounds": rounds, "hold": hold, "backend": backend_name,
-        "pipeline": {"frames_per_s": round(pipe_frames / pipe_wall, 2) if pipe_wall else None,
-                     "capture_to_result": latency_stats(pipeline["capture_to_result"]),
-                     "processing": latency_stats(pipeline["processing"]),
-                     "stages": {stage: latency_stats(values) for stage, values in stages.items()},
-                     "render_p50_ms": round(render_p50, 3) if render_p50 is not None else None,
-                     "inference_workers": offline.workers, "threads_each": offline.threads_each or None},
-        "live": {"source_fps": LIVE_FPS, "frames_processed": int(sum(live["frames"])),
-                 "frames_dropped": int(sum(live["dropped"])),
-                 "capture_to_result": latency_stats(live["capture_to_result"]),
-                 "processing": latency_stats(live["processing"])},
-        "offline_file": _file_section(scan_file, from_file, offline),
-        "naive": None, "ratio": None,
+        "pipeline": _pipeline_section(runs["pipeline"], offline), "live": _live_section(runs["live"]),
+        "offline_file": _file_section(scan_file, runs["file"], offline), "naive": None, "ratio": None,
     }
-    section["pipeline"]["work_shares"] = work_shares(stages, render_p50, draw_p50_median)
     if naive.result_ms:
-        frames_per_s = round(len(naive.result_ms) / naive.wall_s, 2)
-        section["naive"] = {"frames_per_s": frames_per_s, "capture_to_result": latency_stats(naive.result_ms),
-                            "processing": latency_stats(naive.result_ms), "loop": latency_stats(naive.loop_ms),
-                            "runtime": "torch eager fp32 NCHW, float logits, full-resolution argmax, drawing in the loop"}
-        pipe, naive_p99 = section["pipeline"], section["naive"]["capture_to_result"]["p99_ms"]
-        section["ratio"] = {"throughput": _ratio(pipe["frames_per_s"], frames_per_s),
-                            "p99_capture_to_result": _ratio(naive_p99, pipe["capture_to_result"]["p99_ms"]),
-                            "p99_processing": _ratio(naive_p99, pipe["processing"]["p99_ms"])}
+        section["naive"] = _naive_section(naive)
+        section["ratio"] = _ratios(section["pipeline"], section["naive"])
     if profile_path is not None:
         section["profile"] = profile_pipeline(images, spacings, offline, out_dir / "profiled", profile_path)
     return section
 
 
-def _file_section(scan_file: ScanFile | None, runs: dict[str, list], offline: OfflineEngine) -> dict | None:
+def _joined(runs: list[dict], key: str) -> list[float]:
+    return [value for run in runs for value in run[key]]
+
+
+def _frames_per_s(runs: list[dict]) -> float | None:
+    wall = sum(run["wall_s"] for run in runs)
+    return round(sum(run["frames"] for run in runs) / wall, 2) if wall else None
+
+
+def _pipeline_section(runs: list[dict], offline: OfflineEngine) -> dict:
+    """The offline pipeline from memory: frames/s, latencies, its stages and the work outside the model."""
+    stages = {stage: [v for run in runs for v in run["stages"][stage]] for stage in ENGINE_STAGES}
+    render_p50, draw_p50 = (_median_or_none([run["report"]["latency_ms"][part]["p50_ms"] for run in runs
+                                             if run["report"]["latency_ms"][part]["p50_ms"] is not None])
+                            for part in ("sink", "draw"))
+    return {"frames_per_s": _frames_per_s(runs),
+            "capture_to_result": latency_stats(_joined(runs, "capture_to_result")),
+            "processing": latency_stats(_joined(runs, "processing")),
+            "stages": {stage: latency_stats(values) for stage, values in stages.items()},
+            "render_p50_ms": round(render_p50, 3) if render_p50 is not None else None,
+            "inference_workers": offline.workers, "threads_each": offline.threads_each or None,
+            "work_shares": work_shares(stages, render_p50, draw_p50)}
+
+
+def _live_section(runs: list[dict]) -> dict:
+    return {"source_fps": LIVE_FPS, "frames_processed": int(sum(run["frames"] for run in runs)),
+            "frames_dropped": int(sum(run["dropped"] for run in runs)),
+            "capture_to_result": latency_stats(_joined(runs, "capture_to_result")),
+            "processing": latency_stats(_joined(runs, "processing"))}
+
+
+def _file_section(scan_file: ScanFile | None, runs: list[dict], offline: OfflineEngine) -> dict | None:
     """The `offline_file` JSON section: frames/s over the file runs, and their processing latency."""
-    if scan_file is None or not runs["wall_s"]:
+    if scan_file is None or not runs:
         return None
-    wall, frames = sum(runs["wall_s"]), sum(runs["frames"])
-    return {"frames_per_s": round(frames / wall, 2) if wall else None, "frames_per_run": max(runs["frames"]),
-            "runs": len(runs["wall_s"]), "source": scan_file.description,
-            "processing": latency_stats(runs["processing"]),
+    return {"frames_per_s": _frames_per_s(runs), "frames_per_run": max(run["frames"] for run in runs),
+            "runs": len(runs), "source": scan_file.description,
+            "processing": latency_stats(_joined(runs, "processing")),
             "inference_workers": offline.workers, "threads_each": offline.threads_each or None}
+
+
+def _naive_section(naive: NaiveRun) -> dict:
+    return {"frames_per_s": round(len(naive.result_ms) / naive.wall_s, 2),
+            "capture_to_result": latency_stats(naive.result_ms), "processing": latency_stats(naive.result_ms),
+            "loop": latency_stats(naive.loop_ms),
+            "runtime": "torch eager fp32 NCHW, float logits, full-resolution argmax, drawing in the loop"}
+
+
+def _ratios(pipeline: dict, naive: dict) -> dict:
+    naive_p99 = naive["capture_to_result"]["p99_ms"]
+    return {"throughput": _ratio(pipeline["frames_per_s"], naive["frames_per_s"]),
+            "p99_capture_to_result": _ratio(naive_p99, pipeline["capture_to_result"]["p99_ms"]),
+            "p99_processing": _ratio(naive_p99, pipeline["processing"]["p99_ms"])}
 
 
 def work_shares(stages: dict[str, list[float]], render_p50_ms: float | None, draw_p50_ms: float | None = None) -> dict:

@@ -31,6 +31,12 @@ class NaiveRun:
     measurements: list[Measurement | None] = field(default_factory=list)
     wall_s: float = 0.0
 
+    def add(self, other: "NaiveRun") -> None:
+        """Pool another run's timings into this one (the benchmark's rounds)."""
+        self.result_ms += other.result_ms
+        self.loop_ms += other.loop_ms
+        self.wall_s += other.wall_s
+
 
 def run_naive(images: Sequence[np.ndarray], mm_per_px: Sequence[float | None], model, input_size: int,
               video_path: str | Path, fps: float = 25.0) -> NaiveRun:
