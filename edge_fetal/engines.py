@@ -65,4 +65,3 @@ def shipped_torch_weights(model_path: Path) -> Path:
         raise BackendError(f"{weights} was made for another version of {model_path.name}: re-export it "
                            "(`edge-fetal export onnx` or `python -m export.torch_weights`)")
     return weights
-

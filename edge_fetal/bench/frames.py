@@ -89,23 +89,17 @@ def write_scan_video(path: Path, segments: tuple[tuple[str, int], ...] | None = 
     import cv2
 
     from edge_fetal.data.simulator import DEFAULT_SEGMENTS, render_sweep
+    from edge_fetal.stream.writers import VideoSink
 
-    writer, count = None, 0
+    sink = VideoSink(path, SCAN_FPS)  # the engine's own mp4 writer: raises OSError where OpenCV cannot write mp4
     try:
         for frame in render_sweep(seed, segments or DEFAULT_SEGMENTS):
-            if writer is None:
-                height, width = frame.image.shape[:2]
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), SCAN_FPS, (width, height))
-                if not writer.isOpened():
-                    raise OSError(f"OpenCV cannot write an mp4 file at {path}")
-            writer.write(cv2.cvtColor(frame.image, cv2.COLOR_GRAY2BGR))
-            count += 1
+            sink.write(cv2.cvtColor(frame.image, cv2.COLOR_GRAY2BGR))
     finally:
-        if writer is not None:
-            writer.release()
-    if count == 0:
+        sink.close()
+    if sink.frames_written == 0:
         raise ValueError(f"the benchmark scan has no frames (segments {segments!r})")
-    return count
+    return sink.frames_written
 
 
 def model_inputs(frames: list[BenchFrame], box: int | tuple[int, int]) -> list[np.ndarray]:
