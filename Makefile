@@ -21,7 +21,7 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 	touch $@
 
 demo: $(VENV)/.runtime
-	$(BIN)/edge-fetal demo
+	$(BIN)/edge-fetal demo --overwrite
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q

@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument("--pixel-spacing", metavar="MM", default=None,
                         help="mm per source pixel; overrides the source's own calibration (DICOM regions, simulator)")
     stream.add_argument("--out", default="stream_out", help="output folder (annotated.mp4, events.jsonl, report.json, best_*.png)")
+    stream.add_argument("--overwrite", action="store_true", help="replace an earlier run's outputs in --out (refused without)")
     stream.add_argument("--display", action="store_true", help="show the annotated stream in a window (q or Esc stops)")
     stream.add_argument("--dicom-sr", action="store_true",
                         help="also write report_sr.dcm, a DICOM SR of the locked biometry in mm, for a PACS")
@@ -118,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the main job on bundled example frames")
     demo.add_argument("--out", default="demo_out", help="output folder")
+    demo.add_argument("--overwrite", action="store_true", help="replace an earlier run's outputs in --out (refused without)")
     demo.add_argument("--model", default=None, help="ONNX model (default: the shipped engines/fetal_mtl.onnx)")
     _add_backend_arguments(demo)
     demo.set_defaults(handler=_run_demo)
@@ -148,6 +150,7 @@ def _run_stream(args: argparse.Namespace) -> int:
     from edge_fetal.stream import SinkConfig, SourceConfig, StreamConfig, open_source, parse_roi, run_stream
     from edge_fetal.stream.config import MAX_INFERENCE_WORKERS, inference_plan
     from edge_fetal.stream.report import summary_lines
+    from edge_fetal.stream.sinks import check_output_folder
 
     if args.max_frames is not None and args.max_frames < 1:
         raise EdgeFetalError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
@@ -156,6 +159,7 @@ def _run_stream(args: argparse.Namespace) -> int:
     if args.inference_workers is not None and not 1 <= args.inference_workers <= MAX_INFERENCE_WORKERS:
         raise EdgeFetalError(f"--inference-workers must lie in 1..{MAX_INFERENCE_WORKERS}, got {args.inference_workers}")
     spacing = spacing_from_value(args.pixel_spacing) if args.pixel_spacing is not None else None
+    check_output_folder(Path(args.out), args.overwrite)  # before the camera and the model are opened
     source_config = SourceConfig(roi=parse_roi(args.roi) if args.roi else None, fps=args.fps)
     source = open_source(args.source, source_config)
     source.open()  # a wrong --source fails before the model loads
@@ -179,7 +183,8 @@ def _run_stream(args: argparse.Namespace) -> int:
         print(f"{plan.workers} frames in the model at once" if backend.parallel_calls
               else f"{backend.name} takes one call at a time: 1 frame in the model at once")
     with backend:
-        report = run_stream(source, backend, config, Path(args.out), progress=_status_printer(), stop=stop)
+        report = run_stream(source, backend, config, Path(args.out), progress=_status_printer(), stop=stop,
+                            replace_previous=args.overwrite)
     print("\n".join(summary_lines(report)))
     print(f"wrote {Path(args.out) / 'annotated.mp4'}, events.jsonl, report.json")
     if report.get("dicom_sr", {}).get("error"):
@@ -241,11 +246,13 @@ def _run_demo(args: argparse.Namespace) -> int:
     from edge_fetal.engines import default_model_path
     from edge_fetal.runtime.select import open_backend
     from edge_fetal.stream.report import summary_lines
+    from edge_fetal.stream.sinks import check_output_folder
 
     started = time.monotonic()
     out = Path(args.out)
+    check_output_folder(out, args.overwrite)
     with open_backend(args.backend, args.model or default_model_path(), engine_path=args.engine) as backend:
-        report = run_demo(out, backend, progress=_status_printer())
+        report = run_demo(out, backend, progress=_status_printer(), replace_previous=args.overwrite)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print("\n".join(summary_lines(report)))

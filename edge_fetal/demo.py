@@ -76,15 +76,17 @@ def demo_scan() -> tuple[list[np.ndarray], list[PixelSpacing], dict]:
     return frames, spacings, truth
 
 
-def run_demo(out_dir: Path, backend, progress=None) -> dict:
-    """Stream the built-in scan through `backend` into `out_dir`; return the final report."""
+def run_demo(out_dir: Path, backend, progress=None, replace_previous: bool = False) -> dict:
+    """Stream the built-in scan through `backend` into `out_dir`; return the final report.
+    An earlier run's outputs there are refused, or replaced with `replace_previous` (`run_stream`)."""
     from edge_fetal.stream import StreamConfig, run_stream
     from edge_fetal.stream.readers import ArrayReader
     from edge_fetal.stream.sources import FrameSource
 
     frames, spacings, truth = demo_scan()
     reader = ArrayReader(frames, fps=FPS, spacings=spacings, description="built-in demo scan (HC18 head + simulated abdomen/femur)")
-    report = run_stream(FrameSource(reader), backend, StreamConfig(), out_dir, progress=progress)
+    report = run_stream(FrameSource(reader), backend, StreamConfig(), out_dir, progress=progress,
+                        replace_previous=replace_previous)
     report["demo_truth"] = {
         "hc_mm (HC18 expert, real)": truth["hc_mm"],
         "ac_mm (simulated, mean over frames)": float(np.mean(truth["ac_mm_frames"])),

@@ -28,7 +28,6 @@ from pydicom.uid import ComprehensiveSRStorage, ExplicitVRLittleEndian, generate
 from edge_fetal import __version__
 from edge_fetal.errors import EdgeFetalError
 
-SR_NAME = "report_sr.dcm"
 # Copied from a DICOM source so the SR files under the same patient and study.
 IDENTITY_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
                      "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")

@@ -36,7 +36,7 @@ from edge_fetal.stream.grabber import Grabber
 from edge_fetal.stream.inference import END_OF_FRAMES, FailedFrame, InferenceThread
 from edge_fetal.stream.record import FrameRecord
 from edge_fetal.stream.report import ReportWriter, StreamCounters, build_report
-from edge_fetal.stream.sinks import REPORT_NAME, Sinks
+from edge_fetal.stream.sinks import REPORT_NAME, SR_NAME, Sinks, clear_output_folder
 from edge_fetal.stream.sources import FrameSource, open_source
 from edge_fetal.stream.stages import FrameProcessor, Inferred
 from edge_fetal.stream.stats import FpsMeter, LatencyStats
@@ -50,10 +50,12 @@ class StreamError(EdgeFetalError):
 
 def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig = StreamConfig(),
                out_dir: str | Path = "stream_out", progress: Callable[[str], None] | None = None,
-               stop: threading.Event | None = None) -> StreamReport:
+               stop: threading.Event | None = None, replace_previous: bool = False) -> StreamReport:
     """Run a source through the engine into `out_dir` (annotated.mp4, events.jsonl, report.json,
     best_*.png); return the final report. `progress` gets a one-line status about 4 times a second;
-    setting `stop` (or Ctrl-C) ends the run cleanly."""
+    setting `stop` (or Ctrl-C) ends the run cleanly. An earlier run's outputs in `out_dir` are
+    refused (`OutputFolderError`), or deleted once the source has opened if `replace_previous`,
+    so that one folder never mixes two scans."""
     source = source if isinstance(source, FrameSource) else open_source(source, config.source)
     source.open()  # fail here, before any thread starts
     started, stop = time.monotonic(), stop or threading.Event()
@@ -61,9 +63,10 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
     latency, fps, counters = LatencyStats(), FpsMeter(), StreamCounters(calibration_note=source.reader.calibration_note)
     grabber = Grabber(source, latest=latest, pace=config.realtime and not source.live)
     try:
+        clear_output_folder(Path(out_dir), replace_previous)
         sinks = Sinks(Path(out_dir), config.sinks, config.sinks.video_fps or source.fps or 25.0, latest, latency, started, stop.set)
     except BaseException:
-        source.close()  # e.g. an output folder that cannot be written: release the camera
+        source.close()  # e.g. an output folder that cannot be written or is taken: release the camera
         raise
     process = FrameProcessor(backend, Fusion(config.fusion), config.pixel_spacing, started)
     reports = ReportWriter(Path(out_dir) / REPORT_NAME, config.sinks.report_interval_s)
@@ -139,7 +142,7 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
 def _structured_report(report: StreamReport, out_dir: Path, identity) -> dict:
     """Write the DICOM SR of the final report; a failure is recorded in report.json, not raised,
     so that it cannot hide the run's own outcome or cost the files already written."""
-    from edge_fetal.stream.dicom_sr import SR_NAME, StructuredReportError, write_structured_report
+    from edge_fetal.stream.dicom_sr import StructuredReportError, write_structured_report
 
     try:
         return write_structured_report(report, out_dir / SR_NAME, identity)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from edge_fetal.errors import EdgeFetalError
 from edge_fetal.stream.config import SinkConfig
 from edge_fetal.stream.overlay import draw_overlay
 from edge_fetal.stream.record import FrameRecord, event_json
@@ -24,6 +25,39 @@ from edge_fetal.stream.stats import LatencyStats, ProblemCounter
 from edge_fetal.stream.writers import BestFrameSaver, Display, EventLog, VideoSink
 
 VIDEO_NAME, EVENTS_NAME, REPORT_NAME = "annotated.mp4", "events.jsonl", "report.json"
+SR_NAME = "report_sr.dcm"  # the DICOM structured report, with `--dicom-sr`
+BEST_FRAMES = "best_*.png"
+
+
+class OutputFolderError(EdgeFetalError):
+    """The output folder holds an earlier run's outputs, which this run would overwrite or mix with."""
+
+
+def previous_run_files(out_dir: Path) -> list[Path]:
+    """What an earlier run left in `out_dir`. A new run would overwrite some of it and leave the
+    rest (a best frame of a biometric it does not measure) beside its own report, as if one scan's."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    named = [out_dir / name for name in (VIDEO_NAME, EVENTS_NAME, REPORT_NAME, SR_NAME)]
+    return [path for path in named if path.exists()] + sorted(out_dir.glob(BEST_FRAMES))
+
+
+def check_output_folder(out_dir: Path, replace: bool) -> list[Path]:
+    """The earlier run's files in `out_dir`; refused (OutputFolderError) unless `replace`."""
+    found = previous_run_files(out_dir)
+    if found and not replace:
+        raise OutputFolderError(f"{out_dir} already holds the outputs of an earlier run ("
+                                f"{', '.join(path.name for path in found)}): choose another --out, "
+                                "or add --overwrite to replace them")
+    return found
+
+
+def clear_output_folder(out_dir: Path, replace: bool) -> None:
+    """Ready `out_dir` for a new run: refused as `check_output_folder` says; with `replace`, the
+    earlier run's files are deleted, and nothing else in the folder is touched."""
+    for path in check_output_folder(out_dir, replace):
+        path.unlink()
 
 
 class Sinks:

@@ -18,6 +18,7 @@ from edge_fetal.stream.config import FusionConfig, SinkConfig, StreamConfig
 from edge_fetal.stream.pipeline import StreamError, run_stream
 from edge_fetal.stream.readers import ArrayReader, EndOfStream, RawFrame, Reader
 from edge_fetal.stream.report import summary_lines
+from edge_fetal.stream.sinks import OutputFolderError
 from edge_fetal.stream.sources import FrameSource
 
 SPACING = PixelSpacing(0.2, "test spacing")
@@ -355,3 +356,41 @@ def test_live_frames_are_measured_on_the_inference_thread_with_the_same_results(
     figures = lambda report: {name: (e["value"], e["spread_sd"], e["locked"], e["frames_used"])  # noqa: E731
                               for name, e in report["biometry"].items()}
     assert figures(live) == figures(offline) and "hc" in figures(live)
+
+
+class ClosingReader(ArrayReader):
+    """An in-memory source that remembers being closed, as a camera must be released."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+def test_an_earlier_run_in_the_output_folder_is_refused_and_left_as_it_was(tmp_path, grey_frames, fakes):
+    run_stream(source_of(grey_frames(16)), fakes.ScriptedBackend(fakes.head_then_abdomen(8)), config(), tmp_path)
+    earlier = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert {"report.json", "events.jsonl", "annotated.mp4", "best_hc.png", "best_ac.png"} <= set(earlier)
+
+    reader = ClosingReader(grey_frames(16), spacing=SPACING)
+    with pytest.raises(OutputFolderError, match="--overwrite") as refused:
+        run_stream(FrameSource(reader), fakes.ScriptedBackend(fakes.head_then_abdomen(16)), config(), tmp_path)
+
+    assert "report.json" in str(refused.value) and "best_ac.png" in str(refused.value)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == earlier
+    assert reader.closed, "the source is released when the run is refused"
+
+
+def test_replacing_an_earlier_run_leaves_none_of_its_files_beside_the_new_report(tmp_path, grey_frames, fakes):
+    run_stream(source_of(grey_frames(16)), fakes.ScriptedBackend(fakes.head_then_abdomen(8)), config(), tmp_path)
+    assert (tmp_path / "best_ac.png").is_file()
+    (tmp_path / "notes.txt").write_text("the sonographer's own notes")
+
+    report = run_stream(source_of(grey_frames(12)), fakes.ScriptedBackend(fakes.head_then_abdomen(12)), config(),
+                        tmp_path, replace_previous=True)
+
+    assert "ac" not in report["biometry"]
+    assert not (tmp_path / "best_ac.png").exists(), "an abdomen image of the earlier scan would sit beside this report"
+    assert (tmp_path / "best_hc.png").is_file() and len(events(tmp_path)) == 12
+    assert (tmp_path / "notes.txt").read_text() == "the sonographer's own notes", "only run outputs are replaced"
