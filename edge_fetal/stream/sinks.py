@@ -4,8 +4,8 @@
 the record to the render thread through a bounded queue (`SinkConfig.queue_size`, 2-4):
 overlay → window → mp4 → best-frame PNGs. When the queue is full, offline runs wait (nothing is
 lost), realtime runs skip rendering that frame and count it (`renders_dropped`), except a frame
-that is a new best frame, which is always rendered. `close()` drains the queue and finalises the
-mp4; it is safe to call twice. The render thread's time per frame is the "sink" stage latency;
+that is a new best frame, which is always rendered. `close()` drains the queue, writes the best
+frames still pending and finalises the mp4; it is safe to call twice. The render thread's time per frame is the "sink" stage latency;
 "draw" (the overlay) and "video_write" (the mp4 encoder) are its parts.
 """
 
@@ -134,6 +134,11 @@ class Sinks:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        if self.best is not None:
+            try:
+                self.best.flush()
+            except Exception as error:  # the mp4 and the event log must still be closed properly
+                self.problems.count(f"render failed ({type(error).__name__})", str(error))
         if self.video is not None:
             self.video.close()
         if self.display is not None:

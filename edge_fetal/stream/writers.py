@@ -6,8 +6,11 @@ Each writer is a small owning class with `close()`; none of them decides what to
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -79,14 +82,22 @@ class BestFrameSaver:
     the frame is a new best of its segment, and written when it becomes the best of the *reported*
     estimate (a later segment may replace an earlier one, or lose to it). `written[name]` =
     (segment, frame index, file name) of what is on disk.
+
+    A PNG of an 800×540 overlay costs ~15 ms of CPU, and early in a segment the best frame changes
+    every few frames. So files are written at most once per `min_interval_s`, each with the
+    latest best frame; `flush()` writes what is still pending (`Sinks.close()` calls it before the
+    final report). On disk, a best frame lags the estimate by at most that interval.
     """
 
     keep_segments = 3  # images of replaced segments kept in memory per biometric
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, min_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.out_dir = Path(out_dir)
+        self.min_interval_s, self.clock = min_interval_s, clock
         self.written: dict[str, tuple[int, int, str]] = {}
         self._cache: dict[tuple[str, int], tuple[int, np.ndarray]] = {}
+        self._pending: dict[str, tuple[tuple[int, int], np.ndarray]] = {}
+        self._last_write = -math.inf
 
     def offer(self, state: FusionState, overlay_bgr: np.ndarray) -> None:
         for name in state.new_best:
@@ -94,18 +105,29 @@ class BestFrameSaver:
         for name, fused in state.fused.items():
             key = (fused.segment, fused.best.index)
             cached = self._cache.get((name, fused.segment))
-            if self.written.get(name, (None, None))[:2] != key and cached is not None and cached[0] == fused.best.index:
-                file_name = f"best_{name}.png"
-                temporary = self.out_dir / f".{file_name}.tmp.png"
-                if not cv2.imwrite(str(temporary), cached[1]):
-                    raise OSError(f"cannot write {self.out_dir / file_name}")
-                os.replace(temporary, self.out_dir / file_name)
-                self.written[name] = (*key, file_name)
+            if self.written.get(name, (None, None))[:2] == key:
+                self._pending.pop(name, None)  # the estimate went back to the frame already on disk
+            elif cached is not None and cached[0] == fused.best.index:
+                self._pending[name] = (key, cached[1])
+        if self._pending and self.clock() - self._last_write >= self.min_interval_s:
+            self.flush()
         keep = {state.segment} | {f.segment for f in state.fused.values()}
         for name in {k[0] for k in self._cache}:  # a replaced segment may win again: keep a few, not all
             older = sorted(k for k in self._cache if k[0] == name and k[1] not in keep)
             for stale in older[:-self.keep_segments]:
                 del self._cache[stale]
+
+    def flush(self) -> None:
+        """Write every pending best frame now (atomically: a reader never sees half a PNG)."""
+        for name, (key, image) in self._pending.items():
+            file_name = f"best_{name}.png"
+            temporary = self.out_dir / f".{file_name}.tmp.png"
+            if not cv2.imwrite(str(temporary), image):
+                raise OSError(f"cannot write {self.out_dir / file_name}")
+            os.replace(temporary, self.out_dir / file_name)
+            self.written[name] = (*key, file_name)
+        self._pending.clear()
+        self._last_write = self.clock()
 
     def image_for(self, name: str, segment: int, index: int) -> str | None:
         """The saved file name of that best frame, or None if it is not (yet) on disk."""

@@ -55,12 +55,34 @@ def test_best_frame_png_follows_the_reported_estimate(tmp_path):
         measurement = Measurement("head", None, {k: v / 0.1 for k, v in values.items()}, 0.1, quality) if hc else None
         state = fusion.update(i, i / 25, plane, 0.97, measurement)
         saver.offer(state, np.full((8, 8, 3), i, np.uint8))
+    saver.flush()
     hc = state.fused["hc"]
     assert hc.locked and hc.segment == 3
     on_disk = cv2.imread(str(tmp_path / "best_hc.png"))
     assert int(on_disk[0, 0, 0]) == hc.best.index  # the image of the reported best frame, not the first segment's
     assert saver.image_for("hc", hc.segment, hc.best.index) == "best_hc.png"
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_best_frames_are_written_at_most_once_per_interval_and_the_last_one_on_flush(tmp_path, monkeypatch):
+    now = [0.0]
+    fusion, saver = Fusion(CONFIG), BestFrameSaver(tmp_path, min_interval_s=1.0, clock=lambda: now[0])
+    writes = []
+    real_imwrite = cv2.imwrite
+    monkeypatch.setattr(cv2, "imwrite", lambda path, image, *a: writes.append(path) or real_imwrite(path, image, *a))
+    for i in range(50):  # 2 s of frames at 25/s, each a better head than the last
+        now[0] = i / 25
+        quality = ShapeQuality(5000, 0.5, 0.8, False, 1, score=0.5 + 0.01 * i)
+        measurement = Measurement("head", None, {"hc": 2000.0, "bpd": 590.0, "ofd": 690.0}, 0.1, quality)
+        state = fusion.update(i, now[0], "head", 0.97, measurement)
+        saver.offer(state, np.full((8, 8, 3), i, np.uint8))
+    hc = state.fused["hc"]
+    assert hc.best.index == 49
+    assert len(writes) <= 3 * 3, "at most one write per biometric per second (HC, BPD, OFD), not one per frame"
+    assert saver.image_for("hc", hc.segment, 49) is None, "the latest best frame is still pending"
+    saver.flush()
+    assert int(cv2.imread(str(tmp_path / "best_hc.png"))[0, 0, 0]) == 49
+    assert saver.image_for("hc", hc.segment, 49) == "best_hc.png"
 
 
 def test_video_sink_pads_odd_sizes_and_is_readable(tmp_path):
