@@ -5,8 +5,9 @@ the record to the render thread through a bounded queue (`SinkConfig.queue_size`
 overlay → window → mp4 → best-frame PNGs. When the queue is full, offline runs wait (nothing is
 lost), realtime runs skip rendering that frame and count it (`renders_dropped`), except a frame
 that is a new best frame, which is always rendered. `close()` drains the queue, writes the best
-frames still pending and finalises the mp4; it is safe to call twice. The render thread's time per frame is the "sink" stage latency;
-"draw" (the overlay) and "video_write" (the mp4 encoder) are its parts.
+frames still pending and finalises the mp4; it is safe to call twice. The render thread's time
+per frame is the "sink" stage latency; "draw" (the overlay) and "video_write" (the mp4 encoder)
+are its parts.
 """
 
 from __future__ import annotations
