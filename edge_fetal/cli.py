@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_backend_arguments(stream)
     stream.add_argument("--pixel-spacing", metavar="MM", default=None,
                         help="mm per source pixel; overrides the source's own calibration (DICOM regions, simulator)")
-    stream.add_argument("--out", default="stream_out", help="output folder (annotated.mp4, events.jsonl, report.json, best_*.png)")
+    stream.add_argument("--out", default=None,
+                        help="output folder (annotated.mp4, events.jsonl, report.json, best_*.png); "
+                             "default: a new folder for each run, stream_out/<UTC start time>")
     stream.add_argument("--overwrite", action="store_true", help="replace an earlier run's outputs in --out (refused without)")
     stream.add_argument("--display", action="store_true", help="show the annotated stream in a window (q or Esc stops)")
     stream.add_argument("--dicom-sr", action="store_true",
@@ -150,7 +152,7 @@ def _run_stream(args: argparse.Namespace) -> int:
     from edge_fetal.stream import SinkConfig, SourceConfig, StreamConfig, open_source, parse_roi, run_stream
     from edge_fetal.stream.config import MAX_INFERENCE_WORKERS, inference_plan
     from edge_fetal.stream.report import summary_lines
-    from edge_fetal.stream.sinks import check_output_folder
+    from edge_fetal.stream.sinks import check_output_folder, new_output_folder
 
     if args.max_frames is not None and args.max_frames < 1:
         raise EdgeFetalError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
@@ -159,7 +161,8 @@ def _run_stream(args: argparse.Namespace) -> int:
     if args.inference_workers is not None and not 1 <= args.inference_workers <= MAX_INFERENCE_WORKERS:
         raise EdgeFetalError(f"--inference-workers must lie in 1..{MAX_INFERENCE_WORKERS}, got {args.inference_workers}")
     spacing = spacing_from_value(args.pixel_spacing) if args.pixel_spacing is not None else None
-    check_output_folder(Path(args.out), args.overwrite)  # before the camera and the model are opened
+    out = Path(args.out) if args.out else new_output_folder(Path("stream_out"))
+    check_output_folder(out, args.overwrite)  # before the camera and the model are opened
     source_config = SourceConfig(roi=parse_roi(args.roi) if args.roi else None, fps=args.fps)
     source = open_source(args.source, source_config)
     source.open()  # a wrong --source fails before the model loads
@@ -183,10 +186,10 @@ def _run_stream(args: argparse.Namespace) -> int:
         print(f"{plan.workers} frames in the model at once" if backend.parallel_calls
               else f"{backend.name} takes one call at a time: 1 frame in the model at once")
     with backend:
-        report = run_stream(source, backend, config, Path(args.out), progress=_status_printer(), stop=stop,
+        report = run_stream(source, backend, config, out, progress=_status_printer(), stop=stop,
                             replace_previous=args.overwrite)
     print("\n".join(summary_lines(report)))
-    print(f"wrote {Path(args.out) / 'annotated.mp4'}, events.jsonl, report.json")
+    print(f"wrote {out / 'annotated.mp4'}, events.jsonl, report.json")
     if report.get("dicom_sr", {}).get("error"):
         return 1
     return 130 if report["stopped_by"] == "interrupted" else 0

@@ -34,6 +34,17 @@ class OutputFolderError(EdgeFetalError):
     """The output folder holds an earlier run's outputs, which this run would overwrite or mix with."""
 
 
+def new_output_folder(parent: Path, start: time.struct_time | None = None) -> Path:
+    """A folder for one run under `parent`, named by its UTC start time, never one that exists
+    (two runs in the same second get `-2`, `-3`...)."""
+    stem = time.strftime("%Y%m%dT%H%M%SZ", start or time.gmtime())
+    folder, count = Path(parent) / stem, 1
+    while folder.exists():
+        count += 1
+        folder = Path(parent) / f"{stem}-{count}"
+    return folder
+
+
 def previous_run_files(out_dir: Path) -> list[Path]:
     """What an earlier run left in `out_dir`. A new run would overwrite some of it and leave the
     rest (a best frame of a biometric it does not measure) beside its own report, as if one scan's."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 
@@ -11,6 +13,7 @@ from edge_fetal.stream.config import FusionConfig
 from edge_fetal.stream.fusion import Fusion
 from edge_fetal.stream.overlay import draw_overlay
 from edge_fetal.stream.record import FrameRecord, event_json
+from edge_fetal.stream.sinks import new_output_folder
 from edge_fetal.stream.sources import Frame
 from edge_fetal.stream.writers import BestFrameSaver, Display, VideoSink
 
@@ -102,3 +105,11 @@ def test_display_switches_itself_off_without_a_gui(monkeypatch):
     display = Display()
     assert display.show(np.zeros((4, 4, 3), np.uint8)) is True and not display.enabled
     display.close()
+
+
+def test_a_new_output_folder_is_named_by_the_start_time_and_never_one_that_exists(tmp_path):
+    start = time.strptime("2026-11-30 01:02:03", "%Y-%m-%d %H:%M:%S")
+    first = new_output_folder(tmp_path, start)
+    assert first == tmp_path / "20261130T010203Z"
+    first.mkdir()
+    assert new_output_folder(tmp_path, start) == tmp_path / "20261130T010203Z-2"

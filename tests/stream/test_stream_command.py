@@ -24,3 +24,12 @@ def test_stream_with_overwrite_replaces_an_earlier_run(tmp_path):
     code = main(["stream", "--source", "sim:1", "--max-frames", "3", "--out", str(tmp_path), "--overwrite"])
     assert code == 0
     assert not (tmp_path / "best_fl.png").exists() and (tmp_path / "report.json").is_file()
+
+
+def test_stream_without_out_writes_each_run_into_a_new_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["stream", "--source", "sim:1", "--max-frames", "2"]) == 0
+    assert main(["stream", "--source", "sim:1", "--max-frames", "2"]) == 0
+    runs = sorted((tmp_path / "stream_out").iterdir())
+    assert len(runs) == 2, "the second run must neither be refused nor replace the first"
+    assert all((run / "report.json").is_file() for run in runs)
