@@ -23,11 +23,11 @@ from edge_fetal.stream.config import SinkConfig
 from edge_fetal.stream.overlay import draw_overlay
 from edge_fetal.stream.record import FrameRecord, event_json
 from edge_fetal.stream.stats import LatencyStats, ProblemCounter
-from edge_fetal.stream.writers import BestFrameSaver, Display, EventLog, VideoSink
+from edge_fetal.stream.writers import BEST_FRAME_NAME, BestFrameSaver, Display, EventLog, VideoSink
 
 VIDEO_NAME, EVENTS_NAME, REPORT_NAME = "annotated.mp4", "events.jsonl", "report.json"
 SR_NAME = "report_sr.dcm"  # the DICOM structured report, with `--dicom-sr`
-BEST_FRAMES = "best_*.png"
+BEST_FRAMES = BEST_FRAME_NAME.format("*")  # the pattern of the names BestFrameSaver writes
 
 
 class OutputFolderError(EdgeFetalError):

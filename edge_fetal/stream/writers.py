@@ -75,6 +75,9 @@ class EventLog:
             self._file.close()
 
 
+BEST_FRAME_NAME = "best_{}.png"  # one per biometric: best_hc.png, best_ac.png...
+
+
 class BestFrameSaver:
     """`best_<biometric>.png`: the overlay of the frame behind each fused value's best frame.
 
@@ -120,7 +123,7 @@ class BestFrameSaver:
     def flush(self) -> None:
         """Write every pending best frame now (atomically: a reader never sees half a PNG)."""
         for name, (key, image) in self._pending.items():
-            file_name = f"best_{name}.png"
+            file_name = BEST_FRAME_NAME.format(name)
             temporary = self.out_dir / f".{file_name}.tmp.png"
             if not cv2.imwrite(str(temporary), image):
                 raise OSError(f"cannot write {self.out_dir / file_name}")
