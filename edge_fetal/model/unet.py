@@ -54,15 +54,24 @@ def double_conv(in_ch: int, out_ch: int, separable: bool) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
-    """Image → one feature map per level; level i has `widths[i]` channels at 1/2**i scale."""
+    """Image → one feature map per level; level i has `widths[i]` channels at 1/2**i scale.
 
-    def __init__(self, widths: Sequence[int], separable_from: int, in_channels: int = 1):
+    full_input_conv keeps the first convolution, on the input's few channels, a full 3x3 when
+    level 0 is separable: a depthwise filter over a one-channel image is a single 3x3 filter,
+    too little to start from (a trained run learned the femur late, edge_fetal/train/EXPERIMENTS.md),
+    while a full one costs little there.
+    """
+
+    def __init__(self, widths: Sequence[int], separable_from: int, in_channels: int = 1,
+                 full_input_conv: bool = False):
         super().__init__()
         self.out_channels = tuple(widths)
         self.levels = nn.ModuleList()
         previous = in_channels
         for i, width in enumerate(self.out_channels):
             block = double_conv(previous, width, separable=i >= separable_from)
+            if i == 0 and separable_from == 0 and full_input_conv:
+                block = nn.Sequential(conv_bn_relu(previous, width), separable_bn_relu(width, width))
             self.levels.append(block if i == 0 else nn.Sequential(nn.MaxPool2d(2), block))
             previous = width
 
@@ -123,6 +132,7 @@ class MultiTaskUNet(nn.Module):
     separable_from: encoder levels >= this use depthwise-separable convs (full 3x3 convs below).
     decoder_separable_from: the same for the decoder stages; default 0 (all separable), because
       the concat doubles the channels at full resolution, where a full 3x3 conv costs most.
+    full_input_conv: with separable_from 0, the very first conv (on the image) stays a full 3x3.
     The defaults give 1.52 GFLOP per 256² frame (`count_gflops`).
     """
 
@@ -131,6 +141,7 @@ class MultiTaskUNet(nn.Module):
         widths: Sequence[int] = (16, 32, 64, 128, 256),
         separable_from: int = 2,
         decoder_separable_from: int = 0,
+        full_input_conv: bool = False,
         num_seg_classes: int = len(SEG_CLASSES),
         num_planes: int = len(PLANE_CLASSES),
         dropout: float = 0.2,
@@ -148,7 +159,7 @@ class MultiTaskUNet(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.input_norm = nn.BatchNorm2d(1, affine=False)  # learns the data's mean/std; folds away
-        self.encoder = Encoder(widths, separable_from)
+        self.encoder = Encoder(widths, separable_from, full_input_conv=full_input_conv)
         self.decoder = Decoder(self.encoder.out_channels, decoder_separable_from)
         self.seg_head = nn.Conv2d(self.decoder.out_channels, num_seg_classes, 1)
         self.plane_head = PlaneHead(self.encoder.out_channels[-1], num_planes, dropout)

@@ -66,6 +66,7 @@ class ModelConfig:  # keyword arguments of MultiTaskUNet
     widths: tuple[int, ...] = (16, 32, 64, 128, 256)
     separable_from: int = 2
     decoder_separable_from: int = 0
+    full_input_conv: bool = False
     num_seg_classes: int = 4
     num_planes: int = 4
     dropout: float = 0.2

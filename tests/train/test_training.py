@@ -82,6 +82,21 @@ def test_gflop_counter_on_known_convs():
     assert count_gflops(depthwise, size=32) == pytest.approx(2 * 32 * 32 * (8 + 8 * 9) / 1e9)
 
 
+def test_full_input_conv_keeps_a_full_first_conv_on_a_separable_level_0():
+    def first_convs(model):
+        return [m for m in model.encoder.levels[0].modules() if isinstance(m, torch.nn.Conv2d)][:2]
+
+    separable = MultiTaskUNet(**{**TINY, "separable_from": 0})
+    full_first = MultiTaskUNet(**{**TINY, "separable_from": 0, "full_input_conv": True})
+    first, second = first_convs(full_first)
+    assert (first.in_channels, first.out_channels, first.kernel_size, first.groups) == (1, 4, (3, 3), 1)
+    assert second.groups == 4  # the level's second conv stays depthwise
+    assert first_convs(separable)[0].groups == 1 and first_convs(separable)[0].out_channels == 1
+    cheapest, plain = count_gflops(separable, SIZE), count_gflops(MultiTaskUNet(**TINY), SIZE)
+    assert cheapest < count_gflops(full_first, SIZE) < plain
+    assert full_first(torch.rand(1, 1, SIZE, SIZE)).seg_logits.shape == (1, 4, SIZE, SIZE)
+
+
 def test_default_model_within_budget():
     assert 0.5 < count_gflops(MultiTaskUNet(), size=256) <= 2.0
 
