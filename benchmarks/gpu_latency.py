@@ -57,20 +57,17 @@ def time_calls(call, batch: int, sync=lambda: None, warmup: int = 20, max_iters:
 
 def load_network(checkpoint: Path | None, manifest_path: Path):
     """(MultiTaskUNet in eval mode, input side, where it came from)."""
-    from edge_fetal.engines import MODEL_NAME, shipped_torch_weights
-    from edge_fetal.errors import BackendError
-    from edge_fetal.model.load import load_checkpoint_model
+    from edge_fetal.engines import MODEL_NAME
+    from edge_fetal.model.load import load_checkpoint_model, load_shipped_model
     from edge_fetal.model.unet import MultiTaskUNet
 
     if checkpoint and checkpoint.is_file():
         model, saved = load_checkpoint_model(checkpoint)
         return model, int(saved["config"]["data"]["image_size"]), f"checkpoint {checkpoint}"
-    try:  # the torch weights shipped beside the ONNX file, checked by the manifest
-        weights = shipped_torch_weights(manifest_path.with_name(MODEL_NAME))
-        model, saved = load_checkpoint_model(weights)
+    shipped = load_shipped_model(manifest_path.with_name(MODEL_NAME))  # checked by the manifest
+    if shipped is not None:
+        model, saved, weights = shipped
         return model, int(saved["config"]["data"]["image_size"]), f"shipped torch weights {weights.name}"
-    except BackendError:
-        pass
     if manifest_path.is_file():
         model_section = json.loads(manifest_path.read_text())["model"]
         architecture = {k: v for k, v in model_section["architecture"].items() if k != "name"}

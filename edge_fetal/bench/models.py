@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_fetal.calibration import TYPICAL_SOURCE_HW
-from edge_fetal.engines import ENGINES_DIR, load_manifest, shipped_torch_weights
-from edge_fetal.errors import BackendError, EdgeFetalError
+from edge_fetal.engines import ENGINES_DIR, load_manifest
+from edge_fetal.errors import EdgeFetalError
 from edge_fetal.runtime.onnxruntime_backend import probe_geometry
 
 REPO = ENGINES_DIR.parent
@@ -97,17 +97,16 @@ def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None =
     try:
         import torch
 
-        from edge_fetal.model.load import load_checkpoint_model
+        from edge_fetal.model.load import load_checkpoint_model, load_shipped_model
         from edge_fetal.model.unet import MultiTaskUNet
     except ImportError:
         return found(None, "none: torch is not installed (the `train` extra), so no torch rows and no naive baseline")
     if checkpoint:
         return found(load_checkpoint_model(checkpoint)[0], f"checkpoint {checkpoint}")
-    try:
-        shipped = shipped_torch_weights(onnx_path)
-        return found(load_checkpoint_model(shipped)[0], f"{shipped.name} (the shipped torch weights, checked by the manifest)")
-    except BackendError:
-        pass  # none shipped, or not for this ONNX file: a training run's checkpoint, else random weights
+    shipped = load_shipped_model(onnx_path)
+    if shipped is not None:
+        return found(shipped[0], f"{shipped[2].name} (the shipped torch weights, checked by the manifest)")
+    # none shipped, or not for this ONNX file: a training run's checkpoint, else random weights
     named = manifest_checkpoint(manifest)
     architecture = manifest.get("model", {}).get("architecture")
     if named is not None and probe is not None:

@@ -25,6 +25,21 @@ def load_checkpoint_model(checkpoint_path: str | Path):
     return model.eval(), checkpoint
 
 
+def load_shipped_model(onnx_path: str | Path):
+    """The torch network shipped beside an ONNX model and checked by its manifest
+    (`engines.shipped_torch_weights`): (model in eval mode, checkpoint dict, weights path), or None
+    when no usable one is there, so that a caller falls back to another source of weights."""
+    from edge_fetal.engines import shipped_torch_weights
+    from edge_fetal.errors import BackendError
+
+    try:
+        weights = shipped_torch_weights(Path(onnx_path))
+    except BackendError:
+        return None
+    model, checkpoint = load_checkpoint_model(weights)
+    return model, checkpoint, weights
+
+
 def trained_input_stride(model, checkpoint: dict) -> int | None:
     """The input stride a checkpoint's network is served with: its size multiple when it was
     trained on fitted boxes (`data.input_hw`), so it takes them; None when it was trained on
