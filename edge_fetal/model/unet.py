@@ -71,6 +71,7 @@ class Encoder(nn.Module):
         for i, width in enumerate(self.out_channels):
             block = double_conv(previous, width, separable=i >= separable_from)
             if i == 0 and separable_from == 0 and full_input_conv:
+                # replaces the block just built, whose random draws stay: runs trained so reproduce
                 block = nn.Sequential(conv_bn_relu(previous, width), separable_bn_relu(width, width))
             self.levels.append(block if i == 0 else nn.Sequential(nn.MaxPool2d(2), block))
             previous = width
