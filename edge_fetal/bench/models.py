@@ -105,7 +105,8 @@ def load_model_under_test(onnx_path: str | Path, checkpoint: str | Path | None =
         return found(load_checkpoint_model(checkpoint)[0], f"checkpoint {checkpoint}")
     shipped = load_shipped_model(onnx_path)
     if shipped is not None:
-        return found(shipped[0], f"{shipped[2].name} (the shipped torch weights, checked by the manifest)")
+        network, _, weights = shipped
+        return found(network, f"{weights.name} (the shipped torch weights, checked by the manifest)")
     # none shipped, or not for this ONNX file: a training run's checkpoint, else random weights
     named = manifest_checkpoint(manifest)
     architecture = manifest.get("model", {}).get("architecture")
