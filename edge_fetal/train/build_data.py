@@ -8,19 +8,18 @@ without a half-pixel bias. Real and simulated frames are split so that nothing s
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edge_fetal.calibration import letterbox
-from edge_fetal.data.hc18 import HC18Item, head_mask, load_image, read_hc18, subject_split
-from edge_fetal.data.simulator import paste_on_background, render_frame
+from edge_fetal.data.hc18 import HC18Item, read_hc18, subject_split
 from edge_fetal.errors import DatasetError
-from edge_fetal.progress import progress
 from edge_fetal.runtime.backend import PLANES
 from edge_fetal.train.config import DataConfig
 from edge_fetal.train.dataset import ArrayDataset
+from edge_fetal.train.frame_jobs import FrameJob, make_frames
 
 PASTED_PLANES = ("abdomen", "femur", "other")
 
@@ -58,29 +57,21 @@ class TrainingData:
     description: dict
 
 
-def to_model(image: np.ndarray, labels: np.ndarray, box: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Letterbox a frame and its label mask into `box` (S or (H, W); labels by half-coverage per class)."""
-    mapping = letterbox(image.shape[:2], box)
-    model_labels = np.zeros(mapping.model_hw, np.uint8)
-    for label in np.unique(labels):
-        if label:
-            covered = mapping.to_model((labels == label).astype(np.float32)) >= 0.5
-            model_labels[covered] = label
-    return mapping.to_model(image), model_labels
-
-
-def build_training_data(cfg: DataConfig) -> TrainingData:
-    """Assemble real + simulated frames; deterministic for a given config."""
+def build_training_data(cfg: DataConfig, workers: int = 1) -> TrainingData:
+    """Assemble real + simulated frames, made by `workers` processes; the same for a given config
+    whatever the number of workers."""
     hc18_dir = Path(cfg.hc18_dir)
     csv_path = hc18_dir / "training_set_pixel_size_and_HC.csv"
     if not csv_path.is_file():
         raise DatasetError(f"HC18 data not found at {hc18_dir} (data.hc18_dir in the config)")
     items = read_hc18(csv_path, hc18_dir / "training_set")
     train_items, val_items = subject_split(items, cfg.hc18_val_fraction, cfg.split_seed)
+    jobs = _hc18_jobs(train_items, val_items, cfg.input_box) + _simulated_jobs(cfg) + _pasted_jobs(train_items, val_items, cfg)
     rows = _Rows()
-    _add_hc18(rows, train_items, val_items, cfg.input_box)
-    _add_simulated(rows, cfg)
-    _add_pasted(rows, train_items, val_items, cfg)
+    for job, frame in make_frames(jobs, workers):
+        if frame is not None:  # None: a pasted target that fits nowhere in its background's fan
+            rows.add(*frame, job.plane, job.group, job.is_val, is_real_head=job.kind == "hc18",
+                     true_hc_mm=job.item.hc_mm if job.kind == "hc18" else None)
 
     is_val = np.array(rows.is_val)
     dataset = ArrayDataset(
@@ -121,49 +112,34 @@ def early_pregnancy_rows(among: np.ndarray, is_real_head: np.ndarray, true_hc_mm
     return np.flatnonzero(among & is_real_head & (true_hc_mm < cfg.hc18_small_head_hc_mm))
 
 
-def _add_hc18(rows: _Rows, train_items: list[HC18Item], val_items: list[HC18Item], box: tuple[int, int]) -> None:
+def _hc18_jobs(train_items: list[HC18Item], val_items: list[HC18Item], box: tuple[int, int]) -> list[FrameJob]:
     tagged = [(item, False) for item in train_items] + [(item, True) for item in val_items]
-    for item, is_val in progress(tagged, total=len(tagged), label="HC18 frames"):
-        image, labels = to_model(load_image(item.image_path), head_mask(item).astype(np.uint8), box)
-        rows.add(image, labels, "head", f"hc18:{item.subject}", is_val, is_real_head=True,
-                 true_hc_mm=item.hc_mm)
+    return [FrameJob("hc18", "head", f"hc18:{item.subject}", is_val, box, item=item) for item, is_val in tagged]
 
 
-def _add_simulated(rows: _Rows, cfg: DataConfig) -> None:
-    jobs = [(plane, count, False) for plane, count in zip(PLANES, cfg.sim_train)]
-    jobs += [(plane, count, True) for plane, count in zip(PLANES, cfg.sim_val)]
-    seed = cfg.sim_seed * 1_000_000
-    for plane, count, is_val in progress(jobs, total=len(jobs), label="simulated frames"):
-        for _ in range(count):
-            seed += 1
-            _add_rendered(rows, plane, seed, is_val, cfg.input_box)
-    seed = cfg.sim_seed * 1_000_000 + 700_000
+def _simulated_jobs(cfg: DataConfig) -> list[FrameJob]:
+    """Simulated frames of every plane, then early-pregnancy heads; each its own fetus, from its own seed."""
+    jobs = []
+    seeds = itertools.count(cfg.sim_seed * 1_000_000 + 1)
+    for counts, is_val in ((cfg.sim_train, False), (cfg.sim_val, True)):
+        for plane, count in zip(PLANES, counts):
+            for seed in itertools.islice(seeds, count):
+                jobs.append(FrameJob("simulated", plane, f"sim:{seed}", is_val, cfg.input_box, seed=seed))
+    seeds = itertools.count(cfg.sim_seed * 1_000_000 + 700_001)
     for is_val, count in ((False, cfg.sim_early_heads_train), (True, cfg.sim_early_heads_val)):
-        for _ in progress(range(count), total=count, label="simulated early-pregnancy heads"):
-            seed += 1
-            _add_rendered(rows, "head", seed, is_val, cfg.input_box, early_pregnancy=True)
+        for seed in itertools.islice(seeds, count):
+            jobs.append(FrameJob("simulated", "head", f"sim:{seed}", is_val, cfg.input_box, seed=seed,
+                                 early_pregnancy=True))
+    return jobs
 
 
-def _add_rendered(rows: _Rows, plane: str, seed: int, is_val: bool, box: tuple[int, int],
-                  early_pregnancy: bool = False) -> None:
-    """One simulated frame (scanner furniture on odd seeds), letterboxed into `box`, as its own fetus."""
-    frame = render_frame(plane, seed, scanner_overlay=bool(seed % 2), early_pregnancy=early_pregnancy)
-    image, labels = to_model(frame.image, frame.mask, box)
-    rows.add(image, labels, plane, f"sim:{seed}", is_val)
-
-
-def _add_pasted(rows: _Rows, train_items: list[HC18Item], val_items: list[HC18Item], cfg: DataConfig) -> None:
+def _pasted_jobs(train_items: list[HC18Item], val_items: list[HC18Item], cfg: DataConfig) -> list[FrameJob]:
     """Simulated abdomen/femur/other on real HC18 backgrounds of the same side of the split."""
-    seed = cfg.sim_seed * 1_000_000 + 500_000
+    jobs = []
+    seeds = itertools.count(cfg.sim_seed * 1_000_000 + 500_001)
     for items, counts, is_val in ((train_items, cfg.pasted_train, False), (val_items, cfg.pasted_val, True)):
         for plane, count in zip(PASTED_PLANES, counts):
-            for index in range(count):
-                seed += 1
+            for seed in itertools.islice(seeds, count):
                 item = items[(seed * 7919) % len(items)]
-                background = load_image(item.image_path)
-                try:
-                    frame = paste_on_background(background, plane, seed, mm_per_px=item.mm_per_px, exclude=head_mask(item))
-                except ValueError:
-                    continue  # no placement fits this background's fan: skip it
-                image, labels = to_model(frame.image, frame.mask, cfg.input_box)
-                rows.add(image, labels, plane, f"hc18:{item.subject}", is_val)
+                jobs.append(FrameJob("pasted", plane, f"hc18:{item.subject}", is_val, cfg.input_box, seed=seed, item=item))
+    return jobs

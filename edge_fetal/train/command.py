@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         raise EdgeFetalError(f"cannot use config {args.config}: {error}") from None
     started = time.monotonic()
-    data = build_training_data(config.data)
+    data = build_training_data(config.data, workers=config.run.threads)
     print(f"data ready in {time.monotonic() - started:.0f} s: {json.dumps({k: v for k, v in data.description.items() if 'subjects' not in k})}")
     run_dir = Path(config.run.out_dir) / config.run.name
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -413,17 +413,17 @@ def test_config_refuses_a_negative_small_head_repeat_naming_the_key(tmp_path):
 
 
 def test_simulated_early_pregnancy_heads_join_their_side_of_the_split_as_heads():
-    from edge_fetal.train.build_data import _add_simulated, _Rows
+    from edge_fetal.train.build_data import _simulated_jobs
     from edge_fetal.train.config import DataConfig
+    from edge_fetal.train.frame_jobs import make_frames
 
-    rows = _Rows()
     cfg = DataConfig(input_hw=(176, 256), sim_train=(0, 0, 0, 0), sim_val=(0, 0, 0, 0),
                      sim_early_heads_train=2, sim_early_heads_val=1)
-    _add_simulated(rows, cfg)
-    assert rows.is_val == [False, False, True]
-    assert rows.planes == [0, 0, 0] and len(set(rows.groups)) == 3  # head, each its own fetus
-    for labels in rows.labels:
-        assert labels.shape == (176, 256) and set(np.unique(labels).tolist()) == {0, 1}
+    made = list(make_frames(_simulated_jobs(cfg), workers=1))
+    assert [job.is_val for job, _ in made] == [False, False, True]
+    assert {job.plane for job, _ in made} == {"head"} and len({job.group for job, _ in made}) == 3  # each its own fetus
+    for _, (image, labels) in made:
+        assert labels.shape == image.shape == (176, 256) and set(np.unique(labels).tolist()) == {0, 1}
 
 
 def test_config_refuses_a_negative_early_head_count_naming_the_key(tmp_path):
