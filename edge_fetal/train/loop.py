@@ -240,7 +240,7 @@ def _read_checkpoint(path: Path, purpose: str) -> dict:
 
 def _load_for_resume(path: Path, cfg: TrainConfig) -> dict:
     checkpoint = _read_checkpoint(path, "cannot resume")
-    saved, current = checkpoint["config"], cfg.to_dict()
+    saved, current = _with_current_defaults(checkpoint["config"]), cfg.to_dict()
     changed = [s for s in current if s != "run" and saved.get(s) != current[s]]
     if changed:
         raise ValueError(f"cannot resume {path}: config section(s) {changed} differ from the checkpoint's")
@@ -250,10 +250,20 @@ def _load_for_resume(path: Path, cfg: TrainConfig) -> dict:
 def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
     """The model weights of the checkpoint a fine-tuning run starts from (same architecture only)."""
     checkpoint = _read_checkpoint(path, "run.init_from")
-    if checkpoint["config"]["model"] != cfg.to_dict()["model"]:
-        raise ValueError(f"run.init_from: {path} holds another architecture "
-                         f"({checkpoint['config']['model']}) than [model] ({cfg.to_dict()['model']})")
+    saved = _with_current_defaults(checkpoint["config"])["model"]
+    if saved != cfg.to_dict()["model"]:
+        raise ValueError(f"run.init_from: {path} holds another architecture ({saved}) than [model] "
+                         f"({cfg.to_dict()['model']})")
     return checkpoint["model"]
+
+
+def _with_current_defaults(saved: dict) -> dict:
+    """A checkpoint's config with the keys added to the config since it was saved, at their
+    defaults: a new option defaults to what the code did before it, so the checkpoint was trained
+    with that value."""
+    defaults = TrainConfig().to_dict()
+    return {section: {**defaults.get(section, {}), **values} if isinstance(values, dict) else values
+            for section, values in saved.items()}
 
 
 def _atomic_save(state: dict, path: Path) -> None:

@@ -304,6 +304,35 @@ def test_fine_tuning_starts_from_the_given_weights(tmp_path):
     assert any(not torch.allclose(fresh[key], source[key], atol=1e-3) for key in weights)
 
 
+def _drop_model_option(checkpoint_path: Path, option: str) -> None:
+    checkpoint = torch.load(checkpoint_path, weights_only=True)
+    del checkpoint["config"]["model"][option]
+    torch.save(checkpoint, checkpoint_path)
+
+
+def test_a_checkpoint_saved_before_a_model_option_existed_still_resumes_and_fine_tunes(tmp_path):
+    """Runs trained before `model.full_input_conv` was added lack the key in their checkpoints; they
+    must still resume, and a second stage must still start from them (the option's default is what
+    the code did then)."""
+    data = tiny_data()
+
+    def stop_after_first_epoch(line: str) -> None:
+        if line.startswith("epoch 1/2 "):
+            raise _Interrupt
+    stage1_cfg = tiny_config(tmp_path, "stage1")
+    with pytest.raises(_Interrupt):
+        train(stage1_cfg, data, split=SPLIT, log=stop_after_first_epoch)
+    _drop_model_option(tmp_path / "stage1" / "last.pt", "full_input_conv")
+    stage1 = train(stage1_cfg, data, resume=True, log=lambda _: None) / "last.pt"
+    assert torch.load(stage1, weights_only=True)["epoch"] == 2
+
+    _drop_model_option(stage1, "full_input_conv")
+    stage2 = _config_with(tiny_config(tmp_path, "stage2", epochs=1), run={"name": "stage2", "init_from": str(stage1)})
+    lines: list[str] = []
+    train(stage2, data, split=SPLIT, log=lines.append)
+    assert any("starting from the weights" in line for line in lines)
+
+
 def test_fine_tuning_refuses_another_architecture_or_a_missing_checkpoint(tmp_path):
     data = tiny_data()
     source_dir = train(tiny_config(tmp_path, "stage1", epochs=1), data, split=SPLIT, log=lambda _: None)
