@@ -243,6 +243,15 @@ class _Interrupt(Exception):
     pass
 
 
+def _train_one_epoch_of_two(cfg: TrainConfig, data: ArrayDataset) -> None:
+    """Start a 2-epoch run and interrupt it once its first epoch is logged (checkpointed)."""
+    def stop_after_first_epoch(line: str) -> None:
+        if line.startswith("epoch 1/2 "):
+            raise _Interrupt
+    with pytest.raises(_Interrupt):
+        train(cfg, data, split=SPLIT, log=stop_after_first_epoch)
+
+
 def test_training_checkpoints_and_resumes_exactly(tmp_path):
     data = tiny_data()
     full_dir = train(tiny_config(tmp_path, "full"), data, split=SPLIT, log=lambda _: None)
@@ -252,12 +261,8 @@ def test_training_checkpoints_and_resumes_exactly(tmp_path):
     assert [h["epoch"] for h in history] == [1, 2]
     assert set(history[-1]["val"]) >= {"plane_acc", "dice", "mean_dice", "loss"}
 
-    def stop_after_first_epoch(line: str) -> None:
-        if line.startswith("epoch 1/2 "):
-            raise _Interrupt
     cfg = tiny_config(tmp_path, "resumed")
-    with pytest.raises(_Interrupt):
-        train(cfg, data, split=SPLIT, log=stop_after_first_epoch)
+    _train_one_epoch_of_two(cfg, data)
     with pytest.raises(ValueError):
         train(cfg, data, split=SPLIT, log=lambda _: None)  # exists: must say resume
     resumed_dir = train(cfg, data, resume=True, log=lambda _: None)
@@ -315,13 +320,8 @@ def test_a_checkpoint_saved_before_a_model_option_existed_still_resumes_and_fine
     must still resume, and a second stage must still start from them (the option's default is what
     the code did then)."""
     data = tiny_data()
-
-    def stop_after_first_epoch(line: str) -> None:
-        if line.startswith("epoch 1/2 "):
-            raise _Interrupt
     stage1_cfg = tiny_config(tmp_path, "stage1")
-    with pytest.raises(_Interrupt):
-        train(stage1_cfg, data, split=SPLIT, log=stop_after_first_epoch)
+    _train_one_epoch_of_two(stage1_cfg, data)
     _drop_model_option(tmp_path / "stage1" / "last.pt", "full_input_conv")
     stage1 = train(stage1_cfg, data, resume=True, log=lambda _: None) / "last.pt"
     assert torch.load(stage1, weights_only=True)["epoch"] == 2
