@@ -174,6 +174,20 @@ class MultiTaskUNet(nn.Module):
         return MultiTaskOutput(self.seg_head(self.decoder(features)), self.plane_head(features[-1]))
 
 
+def offset_seg_logit(model: MultiTaskUNet, class_name: str, offset: float) -> None:
+    """Add `offset` to one segmentation class's logit (the segmentation head's bias), in place.
+
+    A positive offset moves that class's outline outward, a negative one inward. It calibrates
+    where the outline sits without changing the graph: the Dice term of the training loss pushes
+    the head outline outward (train/EXPERIMENTS.md), and an offset chosen on frames outside the
+    reported sets takes that back.
+    """
+    if class_name not in SEG_CLASSES or class_name == "background":
+        raise ValueError(f"no structure class {class_name!r}; choose one of {SEG_CLASSES[1:]}")
+    with torch.no_grad():
+        model.seg_head.bias[SEG_CLASSES.index(class_name)] += offset
+
+
 class ExportWrapper(nn.Module):
     """The deployed graph: `image` → (`seg_labels` uint8 [N,H,W], `plane_logits` float32 [N,P]).
 

@@ -79,3 +79,28 @@ def test_parity_check_passes_for_a_faithful_export_and_fails_for_another_model(t
     torch.manual_seed(5)
     other = MultiTaskUNet(widths=(4, 8, 16, 32, 64)).eval()
     assert not check_parity(other, tiny_onnx, frames, real_count=1).passed
+
+
+@pytest.mark.parametrize("offset, head_everywhere", [(1000.0, True), (-1000.0, False)])
+def test_head_logit_offset_moves_the_exported_head_outline_and_is_recorded(tiny_checkpoint, frames, tmp_path,
+                                                                          offset, head_everywhere):
+    import json
+
+    from edge_fetal.cli import main
+
+    out = tmp_path / "offset.onnx"
+    assert main(["export", "onnx", "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--parity-frames", "2",
+                 "--head-logit-offset", str(offset)]) == 0
+    labels, _ = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"image": frames})
+    assert bool((labels == 1).all()) is head_everywhere and bool((labels == 1).any()) is head_everywhere
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["model"]["head_logit_offset"] == offset
+    assert f"offset by {offset:+g}" in manifest["torch_weights"]["source"]
+
+
+def test_only_a_structure_class_takes_a_logit_offset(tiny_model):
+    from edge_fetal.model.unet import offset_seg_logit
+
+    for name in ("background", "heart"):
+        with pytest.raises(ValueError, match="no structure class"):
+            offset_seg_logit(tiny_model[0], name, 1.0)
