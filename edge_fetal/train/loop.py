@@ -225,7 +225,8 @@ def _scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
 
 
 def _read_checkpoint(path: Path, purpose: str) -> dict:
-    """A checkpoint of this loop's format; `purpose` starts the error messages."""
+    """A checkpoint of this loop's format, its config read with today's options (`_with_current_defaults`);
+    `purpose` starts the error messages."""
     if not path.is_file():
         raise ValueError(f"{purpose}: {path} does not exist")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -235,12 +236,13 @@ def _read_checkpoint(path: Path, purpose: str) -> dict:
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{purpose}: {path} has checkpoint format {checkpoint.get('format')}, "
                          f"expected {CHECKPOINT_FORMAT}")
+    checkpoint["config"] = _with_current_defaults(checkpoint["config"])
     return checkpoint
 
 
 def _load_for_resume(path: Path, cfg: TrainConfig) -> dict:
     checkpoint = _read_checkpoint(path, "cannot resume")
-    saved, current = _with_current_defaults(checkpoint["config"]), cfg.to_dict()
+    saved, current = checkpoint["config"], cfg.to_dict()
     changed = [s for s in current if s != "run" and saved.get(s) != current[s]]
     if changed:
         raise ValueError(f"cannot resume {path}: config section(s) {changed} differ from the checkpoint's")
@@ -250,10 +252,9 @@ def _load_for_resume(path: Path, cfg: TrainConfig) -> dict:
 def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
     """The model weights of the checkpoint a fine-tuning run starts from (same architecture only)."""
     checkpoint = _read_checkpoint(path, "run.init_from")
-    saved = _with_current_defaults(checkpoint["config"])["model"]
-    if saved != cfg.to_dict()["model"]:
-        raise ValueError(f"run.init_from: {path} holds another architecture ({saved}) than [model] "
-                         f"({cfg.to_dict()['model']})")
+    saved, current = checkpoint["config"]["model"], cfg.to_dict()["model"]
+    if saved != current:
+        raise ValueError(f"run.init_from: {path} holds another architecture ({saved}) than [model] ({current})")
     return checkpoint["model"]
 
 
