@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from edge_fetal.data.sim_anatomy import PLANES
-from edge_fetal.data.sim_render import SimFrame, render_frame
+from edge_fetal.data.sim_render import FramePlan, SimFrame, plan_frame, render_plan
 
 _TRIES = 40
 
@@ -23,6 +23,26 @@ _TRIES = 40
 def _disk(radius_px: float) -> np.ndarray:
     r = max(int(round(radius_px)), 1)
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def _morph_disk(mask: np.ndarray, radius_px: float, operation: str) -> np.ndarray:
+    """`mask` dilated or eroded ("dilate" / "erode") by `_disk(radius_px)`, as a bool array.
+
+    Works on the mask's bounding box grown by the disk's reach, which gives the whole-frame
+    result exactly (nothing farther than the reach can change) at a fraction of the cost for
+    a small target and a wide disk (a training frame needs several such operations).
+    """
+    disk = _disk(radius_px)
+    reach = disk.shape[0] // 2 + 1
+    ys, xs = np.nonzero(mask)
+    out = np.zeros(mask.shape, bool)
+    if ys.size == 0:
+        return out
+    y0, x0 = max(ys.min() - reach, 0), max(xs.min() - reach, 0)
+    y1, x1 = min(ys.max() + reach + 1, mask.shape[0]), min(xs.max() + reach + 1, mask.shape[1])
+    morph = cv2.dilate if operation == "dilate" else cv2.erode
+    out[y0:y1, x0:x1] = morph(mask[y0:y1, x0:x1].astype(np.uint8), disk).astype(bool)
+    return out
 
 
 def real_fan(background: np.ndarray) -> np.ndarray:
@@ -58,28 +78,39 @@ def paste_on_background(
     h, w = background.shape
     fan = real_fan(background)
     inner_fan = cv2.erode(fan.astype(np.uint8), _disk(6)).astype(bool)
-    hidden = np.zeros((h, w), bool) if exclude is None else cv2.dilate(
-        exclude.astype(np.uint8), _disk(margin_mm / mm_per_px)).astype(bool) & fan
+    margin_px = margin_mm / mm_per_px
+    hidden = np.zeros((h, w), bool) if exclude is None else _morph_disk(exclude, margin_px, "dilate") & fan
     if plane == "other" and not hidden.any():
         raise ValueError("plane 'other' on a real background needs a non-empty `exclude` region to cover")
     for k in range(_TRIES):
-        sim = render_frame(plane, seed * _TRIES + k, ga_weeks=ga_weeks, mm_per_px=mm_per_px, size_wh=(w, h))
-        target = sim.mask > 0
-        if target.any() and not (target <= inner_fan).all():
-            continue
-        region = hidden | cv2.dilate(target.astype(np.uint8), _disk(margin_mm / mm_per_px)).astype(bool)
-        region &= fan
-        sim_fan = cv2.erode(sim.probe.fan_mask().astype(np.uint8), _disk(3)).astype(bool)
-        if not (region <= sim_fan).all():
-            continue
-        return SimFrame(_blend(background, sim.image, region, fan, feather_px), sim.mask, sim.truth, sim.probe)
+        plan = plan_frame(plane, seed * _TRIES + k, ga_weeks=ga_weeks, mm_per_px=mm_per_px, size_wh=(w, h))
+        region = _placement_region(plan, fan, inner_fan, hidden, margin_px)
+        if region is not None:
+            sim = render_plan(plan)
+            return SimFrame(_blend(background, sim.image, region, fan, feather_px), sim.mask, sim.truth, sim.probe)
     raise ValueError(f"no placement of a simulated {plane} inside this frame's fan at {mm_per_px} mm/px")
+
+
+def _placement_region(plan: FramePlan, fan: np.ndarray, inner_fan: np.ndarray, hidden: np.ndarray,
+                      margin_px: float) -> np.ndarray | None:
+    """Where the plan's simulated pixels go: its target with `margin_px` around it, and `hidden`,
+    inside the real fan. None when the target leaves the real fan or the region leaves the
+    simulated fan. The tests that need no dilation come first, as most plans fail one of them.
+    """
+    target = plan.mask > 0
+    if target.any() and not (target <= inner_fan).all():
+        return None
+    sim_fan = cv2.erode(plan.scene.probe.fan_mask().astype(np.uint8), _disk(3)).astype(bool)
+    if not (hidden <= sim_fan).all() or not ((target & fan) <= sim_fan).all():
+        return None  # both lie inside the region, so the region would leave the simulated fan
+    region = (hidden | _morph_disk(target, margin_px, "dilate")) & fan
+    return region if (region <= sim_fan).all() else None
 
 
 def _blend(real: np.ndarray, sim: np.ndarray, region: np.ndarray, fan: np.ndarray, feather_px: float) -> np.ndarray:
     """Real outside `region`, simulated inside; grey levels matched on a band along the seam."""
-    seam = cv2.dilate(region.astype(np.uint8), _disk(3 * feather_px)).astype(bool) & ~region & fan & (real > 0)
-    inner = region & ~cv2.erode(region.astype(np.uint8), _disk(3 * feather_px)).astype(bool) & (sim > 0)
+    seam = _morph_disk(region, 3 * feather_px, "dilate") & ~region & fan & (real > 0)
+    inner = region & ~_morph_disk(region, 3 * feather_px, "erode") & (sim > 0)
     gain = 1.0
     if seam.sum() > 50 and inner.sum() > 50:
         gain = float(np.clip(np.median(real[seam]) / max(float(np.median(sim[inner])), 1.0), 0.5, 2.0))

@@ -1,7 +1,8 @@
 """Rendering a scene: tissue maps -> B-mode frame, plus the frame's truth and label mask.
 
-`render_frame` is the one-call entry (re-exported by `edge_fetal.data.simulator`); sweeps and
-pasting build on `render_scene`, `truth_for` and `truth_mask`.
+`render_frame` is the one-call entry (re-exported by `edge_fetal.data.simulator`); pasting plans
+frames first (`plan_frame`, `render_plan`); sweeps build on `render_scene`, `truth_for` and
+`truth_mask`.
 """
 
 from __future__ import annotations
@@ -129,6 +130,51 @@ def render_scene(scene: Scene, scatterers: np.ndarray, motion: Motion = _STILL) 
     return scan_convert(form_bmode(amp, att, scatterers, scene.imaging), polar_grid(scene.probe))
 
 
+@dataclass(frozen=True)
+class FramePlan:
+    """A frame's scene, truth and label mask, drawn from its seed before any pixel is formed.
+
+    Enough to judge where the target lies, so that a caller trying many seeds for a placement
+    (pasting onto a real frame) pays for image formation once. `rng_state` is the seed's
+    generator where image formation goes on from it, so `render_plan` gives what `render_frame`
+    gives for the same arguments, bit for bit.
+    """
+
+    scene: Scene
+    truth: SimTruth
+    mask: np.ndarray
+    rng_state: dict
+
+
+def plan_frame(
+    plane: str,
+    seed: int,
+    *,
+    ga_weeks: float | None = None,
+    mm_per_px: float | None = None,
+    size_wh: tuple[int, int] = FRAME_SIZE_WH,
+    early_pregnancy: bool = False,
+) -> FramePlan:
+    """The plan of `render_frame`'s frame for these arguments (same meanings, same errors)."""
+    rng = np.random.default_rng(seed)
+    scene = sample_scene(plane, rng, ga_weeks=ga_weeks, mm_per_px=mm_per_px, size_wh=size_wh,
+                         early_pregnancy=early_pregnancy)
+    truth = truth_for(scene)
+    mask = truth_mask(truth, (scene.probe.height_px, scene.probe.width_px))
+    return FramePlan(scene, truth, mask, rng.bit_generator.state)
+
+
+def render_plan(plan: FramePlan, *, scanner_overlay: bool = False) -> SimFrame:
+    """The B-mode frame of `plan` (see `render_frame` for `scanner_overlay`)."""
+    rng = np.random.default_rng()
+    rng.bit_generator.state = plan.rng_state
+    scatterers = rng.standard_normal(polar_grid(plan.scene.probe).shape, dtype=np.float32)
+    image = render_scene(plan.scene, scatterers)  # [probe.height_px, probe.width_px], as the mask
+    if scanner_overlay:
+        add_scanner_overlay(image, rng, keep_clear=plan.mask > 0)
+    return SimFrame(image, plan.mask, plan.truth, plan.scene.probe)
+
+
 def render_frame(
     plane: str,
     seed: int,
@@ -147,13 +193,6 @@ def render_frame(
     the target, as on HC18 frames, so that it cannot tell real from simulated.
     early_pregnancy: a late-first-trimester head in its sac (`sample_scene`); plane "head" only.
     """
-    rng = np.random.default_rng(seed)
-    scene = sample_scene(plane, rng, ga_weeks=ga_weeks, mm_per_px=mm_per_px, size_wh=size_wh,
-                         early_pregnancy=early_pregnancy)
-    scatterers = rng.standard_normal(polar_grid(scene.probe).shape, dtype=np.float32)
-    image = render_scene(scene, scatterers)
-    truth = truth_for(scene)
-    mask = truth_mask(truth, image.shape)
-    if scanner_overlay:
-        add_scanner_overlay(image, rng, keep_clear=mask > 0)
-    return SimFrame(image, mask, truth, scene.probe)
+    plan = plan_frame(plane, seed, ga_weeks=ga_weeks, mm_per_px=mm_per_px, size_wh=size_wh,
+                      early_pregnancy=early_pregnancy)
+    return render_plan(plan, scanner_overlay=scanner_overlay)

@@ -22,7 +22,8 @@ from edge_fetal.data.biometry_csv import (
     write_simulated_set,
 )
 from edge_fetal.data.sim_anatomy import FemurShape, ellipse_mask, mean_sizes_mm
-from edge_fetal.data.sim_paste import paste_on_background
+from edge_fetal.data.sim_paste import _morph_disk, paste_on_background
+from edge_fetal.data.sim_render import plan_frame, render_plan
 from edge_fetal.data.sim_sweep import render_sweep
 from edge_fetal.data.sim_texture import compare_texture, format_texture_table
 from edge_fetal.data.simulator import MASK_LABELS, PLANES, render_frame
@@ -211,6 +212,28 @@ def test_paste_on_background_keeps_real_pixels_away_from_the_target(frames):
     assert far.any() and np.array_equal(pasted.image[far], background[far])
     with pytest.raises(ValueError):
         paste_on_background(background, "other", 2, mm_per_px=0.12)  # nothing to cover
+
+
+def test_a_plan_renders_the_same_frame_every_time_with_its_own_mask_and_truth():
+    plan = plan_frame("abdomen", 9)
+    first, second = render_plan(plan, scanner_overlay=True), render_plan(plan, scanner_overlay=True)
+    assert np.array_equal(first.image, second.image)
+    assert np.array_equal(first.mask, plan.mask) and first.truth == plan.truth
+    assert first.mask.shape == first.image.shape and (first.mask > 0).any()
+
+
+@pytest.mark.parametrize("radius", [1.0, 6.4, 30.0, 80.0])
+def test_disk_morphology_on_the_bounding_box_equals_the_whole_frame(radius):
+    """Pasting crops its wide dilations and erosions: the crop must not change a pixel, even
+    for targets at the frame's edge (where erosion treats the outside as set)."""
+    rng = np.random.default_rng(int(radius))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(round(radius), 1) + 1,) * 2)
+    for cx, cy in ((300, 200), (5, 4), (590, 390), (100, 395)):
+        mask = np.zeros((400, 600), np.uint8)
+        cv2.ellipse(mask, (cx, cy), (int(rng.integers(5, 120)), int(rng.integers(5, 90))), 30, 0, 360, 1, -1)
+        for operation, whole in (("dilate", cv2.dilate), ("erode", cv2.erode)):
+            assert np.array_equal(_morph_disk(mask > 0, radius, operation), whole(mask, disk).astype(bool))
+    assert not _morph_disk(np.zeros((40, 60), bool), radius, "dilate").any()
 
 
 def test_texture_comparison_reports_histograms_and_speckle(tmp_path, frames):
