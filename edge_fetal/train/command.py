@@ -17,6 +17,7 @@ def run(args: argparse.Namespace) -> int:
         from edge_fetal.train.build_data import build_training_data
         from edge_fetal.train.config import load_config
         from edge_fetal.train.loop import train
+        from edge_fetal.train.malloc import keep_freed_memory
     except ImportError as error:
         raise EdgeFetalError(f"training needs the `train` extra (pip install -e '.[train]'): {error}") from None
     try:
@@ -29,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(config.run.out_dir) / config.run.name
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "data.json").write_text(json.dumps(data.description, indent=2) + "\n")
+    if keep_freed_memory():
+        print("malloc keeps freed memory for the next step (no page faults a step)")
     try:
         train(config, data.dataset, split=(data.train_rows, data.val_rows), resume=args.resume,
               log=lambda line: print(line, flush=True))
