@@ -5,7 +5,7 @@ up to 32 MB) with a fresh memory map and unmaps it when freed; a training step's
 such blocks, so every step faults its memory in again page by page (8-28 thousand page faults a
 step of 8 frames at 176x256 here). With the threshold fixed at its ceiling and the heap never
 trimmed, a step reuses the previous step's memory: no page faults from the fourth step on, and
-steps 4-9 % shorter in every one of six interleaved runs of 30 steps on the 2-core host of
+steps 1-9 % shorter in each of five interleaved pairs of 30-step runs on the 2-core host of
 sessions 10-15 (`edge_fetal/train/EXPERIMENTS.md`). Only where blocks go changes, not a number
 computed: a run's weights are the same bit for bit.
 """
