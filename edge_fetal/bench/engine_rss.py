@@ -44,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     from edge_fetal.bench.end_to_end import run_pipeline, scan
     from edge_fetal.bench.frames import bench_frames
     from edge_fetal.bench.variants import peak_rss_mib
+    from edge_fetal.malloc import keep_freed_memory
     from edge_fetal.runtime.onnxruntime_backend import OnnxRuntimeBackend, physical_cores
     from edge_fetal.stream.config import inference_plan
 
+    keep_freed_memory()  # as `edge-fetal stream` runs, so that its peak is the engine's
     images, spacings = scan(bench_frames(args.real, args.sim_per_plane), args.hold)
     plan = inference_plan(live=False, cores=args.threads or physical_cores())  # as `edge-fetal stream` on a file
     with tempfile.TemporaryDirectory(prefix="edge-fetal-rss-") as out_dir, \

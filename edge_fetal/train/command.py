@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
         from edge_fetal.train.build_data import build_training_data
         from edge_fetal.train.config import load_config
         from edge_fetal.train.loop import train
-        from edge_fetal.train.malloc import keep_freed_memory
+        from edge_fetal.malloc import keep_freed_memory
     except ImportError as error:
         raise EdgeFetalError(f"training needs the `train` extra (pip install -e '.[train]'): {error}") from None
     try:

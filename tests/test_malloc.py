@@ -14,7 +14,7 @@ import pytest
 ROUNDS = """
 import resource, sys
 import numpy as np
-from edge_fetal.train.malloc import keep_freed_memory
+from edge_fetal.malloc import keep_freed_memory
 print(keep_freed_memory())
 for _ in range(6):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
