@@ -11,6 +11,8 @@ ones, so a classifier trained on such frames cannot use "real texture" as a cue 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 
@@ -25,8 +27,8 @@ def _disk(radius_px: float) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
-def _morph_disk(mask: np.ndarray, radius_px: float, operation: str) -> np.ndarray:
-    """`mask` dilated or eroded ("dilate" / "erode") by `_disk(radius_px)`, as a bool array.
+def _morph_disk(mask: np.ndarray, radius_px: float, operation: Callable) -> np.ndarray:
+    """`mask` dilated or eroded (`operation`: cv2.dilate or cv2.erode) by `_disk(radius_px)`, as a bool array.
 
     Works on the mask's bounding box grown by the disk's reach, which gives the whole-frame
     result exactly (nothing farther than the reach can change) at a fraction of the cost for
@@ -40,8 +42,7 @@ def _morph_disk(mask: np.ndarray, radius_px: float, operation: str) -> np.ndarra
         return out
     y0, x0 = max(ys.min() - reach, 0), max(xs.min() - reach, 0)
     y1, x1 = min(ys.max() + reach + 1, mask.shape[0]), min(xs.max() + reach + 1, mask.shape[1])
-    morph = cv2.dilate if operation == "dilate" else cv2.erode
-    out[y0:y1, x0:x1] = morph(mask[y0:y1, x0:x1].astype(np.uint8), disk).astype(bool)
+    out[y0:y1, x0:x1] = operation(mask[y0:y1, x0:x1].astype(np.uint8), disk).astype(bool)
     return out
 
 
@@ -79,7 +80,7 @@ def paste_on_background(
     fan = real_fan(background)
     inner_fan = cv2.erode(fan.astype(np.uint8), _disk(6)).astype(bool)
     margin_px = margin_mm / mm_per_px
-    hidden = np.zeros((h, w), bool) if exclude is None else _morph_disk(exclude, margin_px, "dilate") & fan
+    hidden = np.zeros((h, w), bool) if exclude is None else _morph_disk(exclude, margin_px, cv2.dilate) & fan
     if plane == "other" and not hidden.any():
         raise ValueError("plane 'other' on a real background needs a non-empty `exclude` region to cover")
     for k in range(_TRIES):
@@ -103,14 +104,14 @@ def _placement_region(plan: FramePlan, fan: np.ndarray, inner_fan: np.ndarray, h
     sim_fan = cv2.erode(plan.scene.probe.fan_mask().astype(np.uint8), _disk(3)).astype(bool)
     if not (hidden <= sim_fan).all() or not ((target & fan) <= sim_fan).all():
         return None  # both lie inside the region, so the region would leave the simulated fan
-    region = (hidden | _morph_disk(target, margin_px, "dilate")) & fan
+    region = (hidden | _morph_disk(target, margin_px, cv2.dilate)) & fan
     return region if (region <= sim_fan).all() else None
 
 
 def _blend(real: np.ndarray, sim: np.ndarray, region: np.ndarray, fan: np.ndarray, feather_px: float) -> np.ndarray:
     """Real outside `region`, simulated inside; grey levels matched on a band along the seam."""
-    seam = _morph_disk(region, 3 * feather_px, "dilate") & ~region & fan & (real > 0)
-    inner = region & ~_morph_disk(region, 3 * feather_px, "erode") & (sim > 0)
+    seam = _morph_disk(region, 3 * feather_px, cv2.dilate) & ~region & fan & (real > 0)
+    inner = region & ~_morph_disk(region, 3 * feather_px, cv2.erode) & (sim > 0)
     gain = 1.0
     if seam.sum() > 50 and inner.sum() > 50:
         gain = float(np.clip(np.median(real[seam]) / max(float(np.median(sim[inner])), 1.0), 0.5, 2.0))
