@@ -70,9 +70,9 @@ def test_best_frame_png_follows_the_reported_estimate(tmp_path):
 def test_best_frames_are_written_at_most_once_per_interval_and_the_last_one_on_flush(tmp_path, monkeypatch):
     now = [0.0]
     fusion, saver = Fusion(CONFIG), BestFrameSaver(tmp_path, min_interval_s=1.0, clock=lambda: now[0])
-    writes = []
-    real_imwrite = cv2.imwrite
-    monkeypatch.setattr(cv2, "imwrite", lambda path, image, *a: writes.append(path) or real_imwrite(path, image, *a))
+    encodes = []
+    real_imencode = cv2.imencode
+    monkeypatch.setattr(cv2, "imencode", lambda ext, image, *a: encodes.append(ext) or real_imencode(ext, image, *a))
     for i in range(50):  # 2 s of frames at 25/s, each a better head than the last
         now[0] = i / 25
         quality = ShapeQuality(5000, 0.5, 0.8, False, 1, score=0.5 + 0.01 * i)
@@ -81,11 +81,13 @@ def test_best_frames_are_written_at_most_once_per_interval_and_the_last_one_on_f
         saver.offer(state, np.full((8, 8, 3), i, np.uint8))
     hc = state.fused["hc"]
     assert hc.best.index == 49
-    assert len(writes) <= 3 * 3, "at most one write per biometric per second (HC, BPD, OFD), not one per frame"
+    assert 0 < len(encodes) <= 3, "at most one PNG per second, shared by HC, BPD and OFD, not one per frame"
     assert saver.image_for("hc", hc.segment, 49) is None, "the latest best frame is still pending"
     saver.flush()
     assert int(cv2.imread(str(tmp_path / "best_hc.png"))[0, 0, 0]) == 49
     assert saver.image_for("hc", hc.segment, 49) == "best_hc.png"
+    png = {name: (tmp_path / f"best_{name}.png").read_bytes() for name in ("hc", "bpd", "ofd")}
+    assert png["hc"] == png["bpd"] == png["ofd"], "one frame behind all three head values"
 
 
 def test_video_sink_pads_odd_sizes_and_is_readable(tmp_path):
