@@ -140,13 +140,22 @@ def _frames_per_s(runs: list[dict]) -> float | None:
     return round(sum(run["frames"] for run in runs) / wall, 2) if wall else None
 
 
+def _frames_per_s_by_run(runs: list[dict]) -> list[float]:
+    """Each run's own frames/s: how far one run strays from the next on this machine."""
+    return [round(run["frames"] / run["wall_s"], 2) for run in runs if run["wall_s"] > 0]
+
+
+def _percentile_by_run(runs: list[dict], key: str, percentile: float) -> list[float]:
+    return [round(float(np.percentile(run[key], percentile)), 3) for run in runs if run[key]]
+
+
 def _pipeline_section(runs: list[dict], offline: OfflineEngine) -> dict:
     """The offline pipeline from memory: frames/s, latencies, its stages and the work outside the model."""
     stages = {stage: [v for run in runs for v in run["stages"][stage]] for stage in ENGINE_STAGES}
     render_p50, draw_p50 = (_median_or_none([run["report"]["latency_ms"][part]["p50_ms"] for run in runs
                                              if run["report"]["latency_ms"][part]["p50_ms"] is not None])
                             for part in ("sink", "draw"))
-    return {"frames_per_s": _frames_per_s(runs),
+    return {"frames_per_s": _frames_per_s(runs), "frames_per_s_by_run": _frames_per_s_by_run(runs),
             "capture_to_result": latency_stats(_joined(runs, "capture_to_result")),
             "processing": latency_stats(_joined(runs, "processing")),
             "stages": {stage: latency_stats(values) for stage, values in stages.items()},
@@ -159,6 +168,8 @@ def _live_section(runs: list[dict]) -> dict:
     return {"source_fps": LIVE_FPS, "frames_processed": int(sum(run["frames"] for run in runs)),
             "frames_dropped": int(sum(run["dropped"] for run in runs)),
             "capture_to_result": latency_stats(_joined(runs, "capture_to_result")),
+            "capture_to_result_p50_by_run": _percentile_by_run(runs, "capture_to_result", 50),
+            "capture_to_result_p99_by_run": _percentile_by_run(runs, "capture_to_result", 99),
             "processing": latency_stats(_joined(runs, "processing"))}
 
 
@@ -166,7 +177,8 @@ def _file_section(scan_file: ScanFile | None, runs: list[dict], offline: Offline
     """The `offline_file` JSON section: frames/s over the file runs, and their processing latency."""
     if scan_file is None or not runs:
         return None
-    return {"frames_per_s": _frames_per_s(runs), "frames_per_run": max(run["frames"] for run in runs),
+    return {"frames_per_s": _frames_per_s(runs), "frames_per_s_by_run": _frames_per_s_by_run(runs),
+            "frames_per_run": max(run["frames"] for run in runs),
             "runs": len(runs), "source": scan_file.description,
             "processing": latency_stats(_joined(runs, "processing")),
             "inference_workers": offline.workers, "threads_each": offline.threads_each or None}

@@ -55,6 +55,9 @@ def end_to_end_table(section: dict) -> list[str]:
     lines += _table(["", "frames/s", "capture→result p50 ms", "p95 ms", "p99 ms", "processing p50 ms", "processing p99 ms"], rows)
     if from_file:
         lines += ["", f"The recorded scan: {from_file['source']}."]
+    spread = _run_to_run(section)
+    if spread and section["rounds"] > 1:
+        lines += ["", f"Run to run ({section['rounds']} rounds, lowest–highest): " + "; ".join(spread) + "."]
     stages = section["pipeline"].get("stages") or {}
     if stages:
         lines += ["", "Pipeline stages, p50 ms: " + ", ".join(f"{k} {_f(v['p50_ms'])}" for k, v in stages.items())
@@ -78,6 +81,21 @@ def end_to_end_table(section: dict) -> list[str]:
     else:
         lines += ["", "No naive baseline (it needs torch and the network's architecture)."]
     return lines
+
+
+def _run_to_run(section: dict) -> list[str]:
+    """How far the rounds of each end-to-end line spread: a target missed by less than this spread
+    is within this machine's noise."""
+    parts = []
+    for label, part, key, unit, digits in (
+            ("offline from memory", section.get("pipeline"), "frames_per_s_by_run", "frames/s", 1),
+            ("from the file", section.get("offline_file"), "frames_per_s_by_run", "frames/s", 1),
+            ("live capture→result p50", section.get("live"), "capture_to_result_p50_by_run", "ms", 2),
+            ("live p99", section.get("live"), "capture_to_result_p99_by_run", "ms", 2)):
+        values = (part or {}).get(key) or []
+        if values:
+            parts.append(f"{label} {_f(min(values), digits)}–{_f(max(values), digits)} {unit}")
+    return parts
 
 
 def scaling_tables(scaling: dict) -> list[str]:

@@ -28,7 +28,7 @@ def quick_run(tiny_onnx, tiny_checkpoint, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("bench_results")
     options = BenchOptions(model=tiny_onnx, checkpoint=tiny_checkpoint, out_dir=out, quick=True, threads=1,
-                           rounds=2, iterations=1, real_frames=1, sim_per_plane=1, sizes=(64, 96), batches=(1, 2),
+                           rounds=2, e2e_rounds=2, iterations=1, real_frames=1, sim_per_plane=1, sizes=(64, 96), batches=(1, 2),
                            streams=(1, 2), peak_n=128, show_progress=False)
     return run_benchmark(options, log=lambda _line: None), out
 
@@ -90,6 +90,20 @@ def test_offline_line_also_streams_a_recorded_scan_from_a_file(quick_run):
     assert from_file["inference_workers"] == e2e["pipeline"]["inference_workers"]
     assert "simulated sweep of 12 frames" in from_file["source"]
     assert "decoding included" in (out / "latest.md").read_text()
+
+
+def test_each_end_to_end_line_reports_its_spread_from_round_to_round(quick_run):
+    doc, out = quick_run
+    e2e = doc["end_to_end"]
+    for part in (e2e["pipeline"], e2e["offline_file"]):
+        by_run = part["frames_per_s_by_run"]
+        assert len(by_run) == e2e["rounds"]
+        assert min(by_run) - 0.01 <= part["frames_per_s"] <= max(by_run) + 0.01  # the whole lies within its runs
+    live = e2e["live"]
+    assert len(live["capture_to_result_p50_by_run"]) == len(live["capture_to_result_p99_by_run"]) == e2e["rounds"]
+    assert all(p50 <= p99 for p50, p99 in zip(live["capture_to_result_p50_by_run"], live["capture_to_result_p99_by_run"]))
+    assert min(live["capture_to_result_p50_by_run"]) <= live["capture_to_result"]["max_ms"]
+    assert "Run to run (2 rounds, lowest–highest): offline from memory" in (out / "latest.md").read_text()
 
 
 def test_scan_video_is_a_moving_sweep_that_opencv_reads_back(tmp_path, read_video):
