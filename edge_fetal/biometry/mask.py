@@ -83,9 +83,16 @@ def main_component(mask: np.ndarray) -> MainComponent:
     x, y, w, h = cv2.boundingRect(borders[order[0]])
     touches = x == 0 or y == 0 or x + w == binary.shape[1] or y + h == binary.shape[0]
     width = binary.shape[1]
-    pixel_ids = np.unique(borders[order[0]].reshape(-1, 2) @ np.array([1, width]))  # one-pixel-wide parts are traced twice
+    pixel_ids = _distinct(borders[order[0]].reshape(-1, 2) @ np.array([1, width]))  # one-pixel-wide parts are traced twice
     border_xy = np.stack([pixel_ids % width, pixel_ids // width], axis=1)
     return MainComponent(filled.view(bool), int(cv2.countNonZero(filled)), len(borders), second, bool(touches), border_xy)
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values (as `np.unique`, whose hash-based path costs ~5x more on a
+    border's few hundred ids; this runs on every frame)."""
+    ordered = np.sort(values)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 def _area_estimate(border: np.ndarray) -> float:
@@ -110,10 +117,12 @@ def boundary_points(component: MainComponent) -> np.ndarray:
     these points scatter symmetrically about the true outline.
     """
     # a frame of "inside" around the mask: neighbours beyond the image never count as outside
-    framed = np.pad(component.mask, 1, constant_values=True)
-    xs, ys = component.border_xy[:, 0] + 1, component.border_xy[:, 1] + 1
+    inside = np.ascontiguousarray(component.mask).view(np.uint8)
+    framed = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1).ravel()
+    stride = inside.shape[1] + 2
+    centres = (component.border_xy[:, 1] + 1) * stride + component.border_xy[:, 0] + 1  # flat ids in `framed`
     points = []
     for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        outside = ~framed[ys + dy, xs + dx]
+        outside = framed[centres + dy * stride + dx] == 0
         points.append(component.border_xy[outside] + (0.5 * dx, 0.5 * dy))
     return np.concatenate(points).astype(np.float32)
