@@ -42,12 +42,13 @@ def femur_axis(mask: np.ndarray, boundary_xy: np.ndarray) -> FemurAxis:
 
     `mask` is the filled region (bool), `boundary_xy` its sub-pixel boundary points.
     """
-    moments = cv2.moments(np.ascontiguousarray(mask, dtype=np.uint8), binaryImage=True)
+    region = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)  # no copy for the usual bool mask
+    moments = cv2.moments(region, binaryImage=True)
     centre = np.array([moments["m10"], moments["m01"]]) / moments["m00"]
     _, vectors = np.linalg.eigh(np.array([[moments["mu20"], moments["mu11"]], [moments["mu11"], moments["mu02"]]]))
     along = vectors[:, 1]  # principal direction (largest eigenvalue)
     across = np.array([-along[1], along[0]])
-    ys, xs = np.nonzero(mask)
+    xs, ys = cv2.findNonZero(region).reshape(-1, 2).T  # row by row, as np.nonzero, at a third of its cost
     dx, dy = xs - centre[0], ys - centre[1]
 
     boundary = np.asarray(boundary_xy, dtype=np.float64) - centre
