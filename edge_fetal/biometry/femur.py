@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge_fetal.errors import MaskError
+
 
 @dataclass(frozen=True)
 class FemurAxis:
@@ -44,6 +46,8 @@ def femur_axis(mask: np.ndarray, boundary_xy: np.ndarray) -> FemurAxis:
     """
     region = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)  # no copy for the usual bool mask
     moments = cv2.moments(region, binaryImage=True)
+    if moments["m00"] == 0:
+        raise MaskError("a femur axis needs a region, and the mask is empty")
     centre = np.array([moments["m10"], moments["m01"]]) / moments["m00"]
     _, vectors = np.linalg.eigh(np.array([[moments["mu20"], moments["mu11"]], [moments["mu11"], moments["mu02"]]]))
     along = vectors[:, 1]  # principal direction (largest eigenvalue)

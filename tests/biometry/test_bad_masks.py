@@ -52,6 +52,13 @@ def test_non_elliptical_outline_is_withheld():
     assert not result.shown and "not elliptical" in result.withheld_reason
 
 
+def test_femur_axis_of_an_empty_mask_names_the_problem():
+    from edge_fetal.biometry.femur import femur_axis
+
+    with pytest.raises(MaskError, match="empty"):
+        femur_axis(np.zeros((20, 30), bool), np.zeros((0, 2), np.float32))
+
+
 def test_round_blob_is_not_a_femur():
     result = measure_femur(HEAD, 0.1)
     assert not result.shown and "bar-like" in result.withheld_reason
