@@ -145,10 +145,6 @@ def _frames_per_s_by_run(runs: list[dict]) -> list[float]:
     return [round(run["frames"] / run["wall_s"], 2) for run in runs if run["wall_s"] > 0]
 
 
-def _percentile_by_run(runs: list[dict], key: str, percentile: float) -> list[float]:
-    return [round(float(np.percentile(run[key], percentile)), 3) for run in runs if run[key]]
-
-
 def _pipeline_section(runs: list[dict], offline: OfflineEngine) -> dict:
     """The offline pipeline from memory: frames/s, latencies, its stages and the work outside the model."""
     stages = {stage: [v for run in runs for v in run["stages"][stage]] for stage in ENGINE_STAGES}
@@ -165,11 +161,12 @@ def _pipeline_section(runs: list[dict], offline: OfflineEngine) -> dict:
 
 
 def _live_section(runs: list[dict]) -> dict:
+    by_run = [latency_stats(run["capture_to_result"]) for run in runs if run["capture_to_result"]]
     return {"source_fps": LIVE_FPS, "frames_processed": int(sum(run["frames"] for run in runs)),
             "frames_dropped": int(sum(run["dropped"] for run in runs)),
             "capture_to_result": latency_stats(_joined(runs, "capture_to_result")),
-            "capture_to_result_p50_by_run": _percentile_by_run(runs, "capture_to_result", 50),
-            "capture_to_result_p99_by_run": _percentile_by_run(runs, "capture_to_result", 99),
+            "capture_to_result_p50_by_run": [stats["p50_ms"] for stats in by_run],
+            "capture_to_result_p99_by_run": [stats["p99_ms"] for stats in by_run],
             "processing": latency_stats(_joined(runs, "processing"))}
 
 
