@@ -219,15 +219,17 @@ def test_simulated_sweep_fused_hc_matches_the_truth(tmp_path):
 
 
 class FrameNumberBackend(Backend):
-    """Reads which frame it was given from the pixels (frame i is filled with grey 10 + i), takes a
-    random time, and answers that frame's scripted plane: calls may overlap and finish out of order."""
+    """Reads which frame it was given from the pixels (frame i is filled with grey 10 + i), takes an
+    uneven time (or `delay_s(frame)`), and answers that frame's scripted plane: calls may overlap and
+    finish out of order. `finished` lists the frames in the order their calls returned."""
 
     name = "frame-number"
     parallel_calls = True
 
-    def __init__(self, script, fakes):
-        self.script, self.inner = script, fakes.ScriptedBackend(script)
+    def __init__(self, script, fakes, delay_s=lambda frame: 0.002 + 0.008 * ((frame * 7) % 5) / 4):
+        self.script, self.inner, self.delay_s = script, fakes.ScriptedBackend(script), delay_s
         self.active = self.most_active = 0
+        self.finished: list[int] = []
         self.opencv_threads: set[int] = set()
         self.lock = threading.Lock()
 
@@ -241,9 +243,10 @@ class FrameNumberBackend(Backend):
             self.active += 1
             self.most_active = max(self.most_active, self.active)
             self.opencv_threads.add(cv2.getNumThreads())
-        time.sleep(0.002 + 0.008 * ((frame * 7) % 5) / 4)  # uneven: a later frame can finish first
+        time.sleep(self.delay_s(frame))  # uneven: a later frame can finish first
         with self.lock:
             self.active -= 1
+            self.finished.append(frame)
         plane = self.script(frame)
         logits = np.zeros((1, 4), np.float32)
         logits[0, PLANES.index(plane)] = self.inner.margin
@@ -263,6 +266,19 @@ def test_offline_workers_infer_side_by_side_and_results_stay_in_frame_order(tmp_
     assert [e["frame"] for e in lines] == list(range(40))
     assert [e["plane"] for e in lines] == [script(i) for i in range(40)]
     assert report["biometry"]["hc"]["locked"] and report["biometry"]["ac"]["value"] is not None
+
+
+def test_a_slow_frame_does_not_hold_up_the_other_worker_and_waiting_results_stay_bounded(tmp_path, fakes):
+    images = [np.full(fakes.SOURCE_HW, 10 + i, np.uint8) for i in range(12)]
+    backend = FrameNumberBackend(lambda i: "head", fakes, delay_s=lambda frame: 0.4 if frame == 0 else 0.005)
+    report = run_stream(source_of(images), backend, config(inference_workers=2), tmp_path)
+
+    ahead = backend.finished.index(0)  # frames inferred while frame 0 was still in the model
+    # The other worker goes on with frames 1, 2, 3; it holds frame 3 until the consumer has taken
+    # frame 0, as at most 2 results (one per worker) may wait ahead of it.
+    assert ahead == 3
+    assert [e["frame"] for e in events(tmp_path)] == list(range(12))
+    assert report["stream"]["frames_processed"] == 12
 
 
 def test_opencv_runs_single_threaded_only_while_workers_share_the_cores(tmp_path, fakes):
