@@ -2,10 +2,11 @@
 
 Threads overlap so throughput follows the slowest stage, not the sum of them: the grabber reads the
 source into a one-slot mailbox (grabber.py); the inference thread (inference.py) preprocesses and
-runs the model (stages.py `infer`) and hands each result on through a one-item queue (offline, with
-a backend that takes parallel calls, `inference_workers` such threads infer frames side by side and
-hand them on in order); this thread measures and fuses (stages.py `finish`), in frame order; the
-render thread draws and writes (sinks.py, fed by a bounded queue). So the model runs on frame N+1
+runs the model (stages.py `infer`) and hands each result on, one waiting at a time (offline, with
+a backend that takes parallel calls, `inference_workers` such threads infer frames side by side;
+their results, at most one per worker waiting, are handed on in frame order); this thread
+measures and fuses (stages.py `finish`), in frame order; the render thread draws and writes
+(sinks.py, fed by a bounded queue). So the model runs on frame N+1
 while frame N is measured. Live (one frame in the model at a time), the inference thread measures
 and fuses its frame itself: no next frame is waiting to overlap with, and a hand-off would add a
 thread wake-up to every frame's capture→result (PROFILE.md: p99 0.0-4.0 ms lower in 5 of 5 sets).
