@@ -114,9 +114,10 @@ class InferenceThread:
             if self._turn_to_take not in self._waiting and self._running:
                 self._results.wait(timeout)
             if self._turn_to_take in self._waiting:
+                item = self._waiting.pop(self._turn_to_take)
                 self._turn_to_take += 1
-                self._results.notify_all()
-                return self._waiting.pop(self._turn_to_take - 1)
+                self._results.notify_all()  # a worker may be waiting for room, or for this turn
+                return item
             return None if self._running else END_OF_FRAMES
 
     def stop(self) -> None:
