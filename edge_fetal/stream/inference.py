@@ -2,9 +2,10 @@
 handed on in frame order.
 
 Offline, with a backend that takes parallel calls, several threads infer frames side by side; their
-results are handed on in frame order, so measuring and fusing still see frames in order. Live, one thread infers each frame and also finishes it (measure, fuse) before handing it
-on: no next frame waits to overlap with, and a hand-off would add a thread wake-up to every
-frame's capture→result (benchmarks/results/PROFILE.md).
+results are handed on in frame order, so measuring and fusing still see frames in order. Live, one
+thread infers each frame and also finishes it (measure, fuse) before handing it on: no next frame
+waits to overlap with, and a hand-off would add a thread wake-up to every frame's capture→result
+(benchmarks/results/PROFILE.md).
 """
 
 from __future__ import annotations
