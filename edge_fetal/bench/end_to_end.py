@@ -16,6 +16,10 @@ Definitions (the same clock, `time.monotonic` / `perf_counter`, both in ms):
 - frames_per_s: frames over the wall time of the whole run (mp4 finalised included; for the
   file, opening and decoding it too).
 - naive loop_ms: one loop iteration, drawing and writing included.
+- cpu_ms_per_frame / cores_busy: CPU time of the whole benchmark process (every thread: grabber,
+  inference workers, render thread, encoder) per frame, and that CPU time over the wall time.
+  When cores_busy nears the usable CPUs, frames/s is bound by CPU per frame, not by waiting:
+  frames/s = 1000 x cores_busy / cpu_ms_per_frame.
 Ratios are speed-ups of the pipeline over the naive loop (> 1: the pipeline is better).
 """
 
@@ -72,11 +76,11 @@ def _timed_stream(source, backend, config, out_dir: Path) -> dict:
     from edge_fetal.stream import run_stream
     from edge_fetal.stream.sinks import EVENTS_NAME
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = run_stream(source, backend, config, out_dir)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     events = [json.loads(line) for line in (out_dir / EVENTS_NAME).read_text().splitlines() if line.strip()]
-    return {"wall_s": wall, "frames": report["stream"]["frames_processed"], "report": report,
+    return {"wall_s": wall, "cpu_s": cpu, "frames": report["stream"]["frames_processed"], "report": report,
             "dropped": report["stream"]["frames_dropped"],
             "capture_to_result": [e["latency_ms"]["end_to_end"] for e in events],
             "processing": [sum(e["latency_ms"][s] for s in ENGINE_STAGES) for e in events],
@@ -140,6 +144,13 @@ def _frames_per_s(runs: list[dict]) -> float | None:
     return round(sum(run["frames"] for run in runs) / wall, 2) if wall else None
 
 
+def _cpu_use(runs: list[dict]) -> dict:
+    """CPU time of the benchmark process per frame over the runs, and the cores it kept busy on average."""
+    frames, wall, cpu = (sum(run[key] for run in runs) for key in ("frames", "wall_s", "cpu_s"))
+    return {"cpu_ms_per_frame": round(1000.0 * cpu / frames, 2) if frames else None,
+            "cores_busy": round(cpu / wall, 3) if wall else None}
+
+
 def _frames_per_s_by_run(runs: list[dict]) -> list[float]:
     """Each run's own frames/s: how far one run strays from the next on this machine."""
     return [round(run["frames"] / run["wall_s"], 2) for run in runs if run["wall_s"] > 0]
@@ -157,7 +168,7 @@ def _pipeline_section(runs: list[dict], offline: OfflineEngine) -> dict:
             "stages": {stage: latency_stats(values) for stage, values in stages.items()},
             "render_p50_ms": round(render_p50, 3) if render_p50 is not None else None,
             "inference_workers": offline.workers, "threads_each": offline.threads_each or None,
-            "work_shares": work_shares(stages, render_p50, draw_p50)}
+            **_cpu_use(runs), "work_shares": work_shares(stages, render_p50, draw_p50)}
 
 
 def _live_section(runs: list[dict]) -> dict:
@@ -167,7 +178,7 @@ def _live_section(runs: list[dict]) -> dict:
             "capture_to_result": latency_stats(_joined(runs, "capture_to_result")),
             "capture_to_result_p50_by_run": [stats["p50_ms"] for stats in by_run],
             "capture_to_result_p99_by_run": [stats["p99_ms"] for stats in by_run],
-            "processing": latency_stats(_joined(runs, "processing"))}
+            "processing": latency_stats(_joined(runs, "processing")), **_cpu_use(runs)}
 
 
 def _file_section(scan_file: ScanFile | None, runs: list[dict], offline: OfflineEngine) -> dict | None:
@@ -178,7 +189,7 @@ def _file_section(scan_file: ScanFile | None, runs: list[dict], offline: Offline
             "frames_per_run": max(run["frames"] for run in runs),
             "runs": len(runs), "source": scan_file.description,
             "processing": latency_stats(_joined(runs, "processing")),
-            "inference_workers": offline.workers, "threads_each": offline.threads_each or None}
+            "inference_workers": offline.workers, "threads_each": offline.threads_each or None, **_cpu_use(runs)}
 
 
 def _naive_section(naive: NaiveRun) -> dict:

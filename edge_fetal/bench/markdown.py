@@ -55,6 +55,10 @@ def end_to_end_table(section: dict) -> list[str]:
     lines += _table(["", "frames/s", "capture→result p50 ms", "p95 ms", "p99 ms", "processing p50 ms", "processing p99 ms"], rows)
     if from_file:
         lines += ["", f"The recorded scan: {from_file['source']}."]
+    cpu = _cpu_lines(section)
+    if cpu:
+        lines += ["", "CPU of the whole process per frame (cores kept busy on average): " + "; ".join(cpu)
+                  + ". Near the usable CPUs, frames/s is bound by the CPU a frame costs."]
     spread = _run_to_run(section)
     if spread and section["rounds"] > 1:
         lines += ["", f"Run to run ({section['rounds']} rounds, lowest–highest): " + "; ".join(spread) + "."]
@@ -81,6 +85,16 @@ def end_to_end_table(section: dict) -> list[str]:
     else:
         lines += ["", "No naive baseline (it needs torch and the network's architecture)."]
     return lines
+
+
+def _cpu_lines(section: dict) -> list[str]:
+    """Each pipeline line's CPU per frame and busy cores: how close a line runs to the machine's CPU bound."""
+    parts = []
+    for label, part in (("offline from memory", section.get("pipeline")), ("from the file", section.get("offline_file")),
+                        ("live", section.get("live"))):
+        if part and part.get("cpu_ms_per_frame") is not None:
+            parts.append(f"{label} {_f(part['cpu_ms_per_frame'], 1)} ms ({_f(part['cores_busy'])})")
+    return parts
 
 
 def _run_to_run(section: dict) -> list[str]:

@@ -106,6 +106,22 @@ def test_each_end_to_end_line_reports_its_spread_from_round_to_round(quick_run):
     assert "Run to run (2 rounds, lowest–highest): offline from memory" in (out / "latest.md").read_text()
 
 
+def test_each_pipeline_line_reports_its_cpu_per_frame_and_busy_cores(quick_run):
+    """What tells a reader whether frames/s is bound by the CPU: CPU per frame and the cores it kept busy."""
+    doc, out = quick_run
+    e2e = doc["end_to_end"]
+    usable = doc["machine"]["usable_cpus"]
+    for part in (e2e["pipeline"], e2e["offline_file"], e2e["live"]):
+        assert part["cpu_ms_per_frame"] > 0
+        assert 0 < part["cores_busy"] <= usable * 1.05  # a process cannot keep more CPUs busy than it may use
+    for part in (e2e["pipeline"], e2e["offline_file"]):
+        implied = 1000.0 * part["cores_busy"] / part["cpu_ms_per_frame"]
+        assert implied == pytest.approx(part["frames_per_s"], rel=0.02)
+    # paced at the live rate, the engine waits for frames: fewer cores busy than flat out from memory
+    assert e2e["live"]["cores_busy"] < e2e["pipeline"]["cores_busy"]
+    assert "CPU of the whole process per frame (cores kept busy on average): offline from memory" in (out / "latest.md").read_text()
+
+
 def test_scan_video_is_a_moving_sweep_that_opencv_reads_back(tmp_path, read_video):
     from edge_fetal.bench.frames import write_scan_video
 
