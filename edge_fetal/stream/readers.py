@@ -65,7 +65,14 @@ class Reader:
 
 
 class VideoCaptureReader(Reader):
-    """cv2.VideoCapture: a camera / HDMI capture card index, a video file, a URL, a GStreamer pipeline."""
+    """cv2.VideoCapture: a camera / HDMI capture card index, a video file, a URL, a GStreamer pipeline.
+
+    A live stream that FFmpeg decodes (rtsp://, http://...) gets one decoding thread. OpenCV's
+    default is one per CPU, and FFmpeg's frame threading holds every decoded picture back by one
+    frame per thread beyond the first (FFmpeg doc/multithreading.txt): on an 8-CPU Jetson the
+    overlay would trail the probe by 7 frames (~230 ms at 30 frames/s). Files keep the default:
+    there a frame's delay costs nothing and the extra threads speed up decoding.
+    """
 
     def __init__(self, target: int | str, api: int, live: bool, description: str) -> None:
         self.target, self.api, self.live, self.description = target, api, live, description
@@ -74,7 +81,8 @@ class VideoCaptureReader(Reader):
     def open(self) -> None:
         if self.api == cv2.CAP_GSTREAMER and not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
             raise SourceError("this OpenCV build has no GStreamer support: use a camera index, a file or a URL")
-        capture = cv2.VideoCapture(self.target, self.api)
+        one_decoding_thread = [cv2.CAP_PROP_N_THREADS, 1] if self.live and self.api == cv2.CAP_FFMPEG else []
+        capture = cv2.VideoCapture(self.target, self.api, one_decoding_thread)
         if not capture.isOpened():
             capture.release()
             raise SourceError(f"cannot open {self.description}")

@@ -197,6 +197,82 @@ def test_video_file_ends_cleanly(tmp_path):
     assert frames[3].source_time == pytest.approx(3 / 25.0, abs=1e-3)
 
 
+def _transport_stream_by_frame(path, frames: int) -> list[bytes]:
+    """An MPEG-TS clip (as an RTSP camera or encoder box would stream it), cut into one chunk of
+    188-byte packets per frame, at the starts of the video stream's packets."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (160, 120))
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    packets = [data[i:i + 188] for i in range(0, len(data), 188)]
+    pid_of = [((p[1] & 0x1F) << 8) | p[2] for p in packets]
+    video = max(set(pid_of) - {0, 0x1FFF}, key=pid_of.count)  # the stream with the most packets
+    chunks, chunk = [], b""
+    for packet, pid in zip(packets, pid_of):
+        if pid == video and packet[1] & 0x40 and chunk:  # a new picture starts here
+            chunks.append(chunk)
+            chunk = b""
+        chunk += packet
+    return chunks + [chunk]
+
+
+def _frames_behind(open_capture, chunks, fifo) -> int:
+    """Feed `chunks` one by one through a FIFO; after each, wait for the reader to settle; how many
+    chunks written the reader has not yet returned as frames, at the end."""
+    import os
+    import threading
+    import time
+
+    os.mkfifo(fifo)
+    returned = []
+
+    def read_all():
+        capture = open_capture(str(fifo))
+        while capture.read()[0]:
+            returned.append(1)
+        capture.release()
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    feed = os.open(fifo, os.O_WRONLY)
+    behind = None
+    for written, chunk in enumerate(chunks[:-1], start=1):
+        os.write(feed, chunk)
+        seen, settled_at, deadline = -1, time.monotonic(), time.monotonic() + 3.0
+        while time.monotonic() < min(deadline, settled_at + 0.15):
+            if len(returned) != seen:
+                seen, settled_at = len(returned), time.monotonic()
+            time.sleep(0.01)
+        behind = written - len(returned)
+    os.write(feed, chunks[-1])
+    os.close(feed)
+    reader.join(10)
+    return behind
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs a POSIX FIFO to play a live stream")
+def test_a_live_stream_is_decoded_without_holding_frames_back(tmp_path):
+    """FFmpeg's frame threads hold each decoded picture back one frame per thread beyond the first;
+    a live reader decodes on one thread, so its frames reach the engine as soon as they can."""
+    from edge_fetal.stream.readers import VideoCaptureReader
+
+    chunks = _transport_stream_by_frame(tmp_path / "clip.ts", frames=10)
+
+    def live_reader(path):
+        reader = VideoCaptureReader(path, cv2.CAP_FFMPEG, live=True, description="stream")
+        reader.open()
+        return reader._capture
+
+    def two_decoding_threads(path):
+        return cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 2])
+
+    live = _frames_behind(live_reader, chunks, tmp_path / "live.fifo")
+    threaded = _frames_behind(two_decoding_threads, chunks, tmp_path / "threaded.fifo")
+    assert live == threaded - 1
+
+
 def test_sim_source_carries_truth_and_spacing():
     source = open_source("sim:3", SourceConfig(sim_segments=(("head", 2),)))
     frames = list(source.frames())
