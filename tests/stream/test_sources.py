@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -218,55 +221,76 @@ def _transport_stream_by_frame(path, frames: int) -> list[bytes]:
     return chunks + [chunk]
 
 
-def _frames_behind(open_capture, chunks, fifo) -> int:
-    """Feed `chunks` one by one through a FIFO; after each, wait for the reader to settle; how many
-    chunks written the reader has not yet returned as frames, at the end."""
-    import os
-    import threading
-    import time
-
+def _frames_behind(read_frames, chunks, fifo) -> int:
+    """Feed `chunks` one by one through a FIFO to `read_frames(path)` (a generator of frames) on
+    its own thread; after each chunk, let the reader settle; how many chunks written it has not yet
+    returned as frames, at the end. Fails, never hangs, when the reader stops reading."""
     os.mkfifo(fifo)
     returned = []
 
     def read_all():
-        capture = open_capture(str(fifo))
-        while capture.read()[0]:
+        for _ in read_frames(str(fifo)):
             returned.append(1)
-        capture.release()
 
-    reader = threading.Thread(target=read_all, daemon=True)
-    reader.start()
-    feed = os.open(fifo, os.O_WRONLY)
+    threading.Thread(target=read_all, daemon=True).start()
+    feed = _open_for_writing(fifo, deadline=time.monotonic() + 10.0)
     behind = None
-    for written, chunk in enumerate(chunks[:-1], start=1):
-        os.write(feed, chunk)
-        seen, settled_at, deadline = -1, time.monotonic(), time.monotonic() + 3.0
-        while time.monotonic() < min(deadline, settled_at + 0.15):
-            if len(returned) != seen:
-                seen, settled_at = len(returned), time.monotonic()
-            time.sleep(0.01)
-        behind = written - len(returned)
-    os.write(feed, chunks[-1])
-    os.close(feed)
-    reader.join(10)
+    try:
+        for written, chunk in enumerate(chunks, start=1):
+            _write_all(feed, chunk, deadline=time.monotonic() + 10.0)
+            seen, settled_at, deadline = -1, time.monotonic(), time.monotonic() + 3.0
+            while time.monotonic() < min(deadline, settled_at + 0.15):
+                if len(returned) != seen:
+                    seen, settled_at = len(returned), time.monotonic()
+                time.sleep(0.01)
+            if written < len(chunks):  # the last chunk ends the stream: everything comes out
+                behind = written - len(returned)
+    finally:
+        os.close(feed)
     return behind
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs a POSIX FIFO to play a live stream")
+def _open_for_writing(fifo, deadline: float) -> int:
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: nobody has opened it for reading yet
+            assert time.monotonic() < deadline, "the reader never opened the stream"
+            time.sleep(0.01)
+
+
+def _write_all(fd: int, data: bytes, deadline: float) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:  # the pipe is full: the reader is behind
+            assert time.monotonic() < deadline, "the reader stopped reading the stream"
+            time.sleep(0.01)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a POSIX FIFO to play a live stream")
 def test_a_live_stream_is_decoded_without_holding_frames_back(tmp_path):
     """FFmpeg's frame threads hold each decoded picture back one frame per thread beyond the first;
     a live reader decodes on one thread, so its frames reach the engine as soon as they can."""
-    from edge_fetal.stream.readers import VideoCaptureReader
+    from edge_fetal.stream.readers import EndOfStream, VideoCaptureReader
 
     chunks = _transport_stream_by_frame(tmp_path / "clip.ts", frames=10)
 
     def live_reader(path):
         reader = VideoCaptureReader(path, cv2.CAP_FFMPEG, live=True, description="stream")
         reader.open()
-        return reader._capture
+        try:
+            while True:
+                yield reader.read()
+        except (ConnectionError, EndOfStream):  # a live reader's end of stream
+            reader.close()
 
     def two_decoding_threads(path):
-        return cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 2])
+        capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 2])
+        while capture.read()[0]:
+            yield
+        capture.release()
 
     live = _frames_behind(live_reader, chunks, tmp_path / "live.fifo")
     threaded = _frames_behind(two_decoding_threads, chunks, tmp_path / "threaded.fifo")
