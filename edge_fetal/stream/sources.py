@@ -14,6 +14,7 @@ into `Frame`s and owns the policy that is the same for all of them:
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -217,6 +218,23 @@ def _garbage_kind(raw_image, problem: Exception) -> str:
     return "unusable frame"
 
 
+RTSPSRC_DEFAULT_LATENCY_MS = 2000  # GStreamer's rtspsrc `latency` property, when it is not set
+
+
+def warn_if_rtsp_buffers(pipeline: str) -> bool:
+    """Warn (and return True) when a GStreamer pipeline's rtspsrc keeps its default jitter buffer.
+
+    rtspsrc holds every packet for its `latency` before passing it on: with the default, the
+    overlay would trail the probe by two seconds, and no capture→result figure would show it
+    (a frame is stamped when the engine reads it).
+    """
+    if re.search(r"\brtspsrc\b", pipeline) is None or re.search(r"\blatency\s*=", pipeline) is not None:
+        return False
+    log.warning("the pipeline's rtspsrc holds every frame back %d ms (its default latency): add latency=0 "
+                "after its location for a scanner on the local network", RTSPSRC_DEFAULT_LATENCY_MS)
+    return True
+
+
 def open_source(spec: str, config: SourceConfig = SourceConfig()) -> FrameSource:
     """`--source` text → `FrameSource` (not opened yet).
 
@@ -235,6 +253,7 @@ def open_source(spec: str, config: SourceConfig = SourceConfig()) -> FrameSource
     if text.isdigit():
         return FrameSource(VideoCaptureReader(int(text), cv2.CAP_ANY, live=True, description=f"camera {text}"), config)
     if "!" in text:
+        warn_if_rtsp_buffers(text)
         return FrameSource(VideoCaptureReader(text, cv2.CAP_GSTREAMER, live=True, description="GStreamer pipeline"), config)
     if "://" in text:
         return FrameSource(VideoCaptureReader(text, cv2.CAP_FFMPEG, live=True, description=f"stream {redact_url(text)}"), config)

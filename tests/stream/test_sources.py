@@ -297,6 +297,17 @@ def test_a_live_stream_is_decoded_without_holding_frames_back(tmp_path):
     assert live == threaded - 1
 
 
+def test_an_rtsp_pipeline_left_with_its_two_second_jitter_buffer_is_warned_about(caplog):
+    from edge_fetal.stream.sources import warn_if_rtsp_buffers
+
+    buffered = "rtspsrc location=rtsp://scanner/live ! rtph264depay ! h264parse ! avdec_h264 ! appsink"
+    with caplog.at_level(logging.WARNING, logger="edge_fetal"):
+        source = open_source(buffered)
+    assert source.live and "holds every frame back 2000 ms" in caplog.text and "latency=0" in caplog.text
+    assert not warn_if_rtsp_buffers(buffered.replace("/live", "/live latency=0"))
+    assert not warn_if_rtsp_buffers("v4l2src device=/dev/video0 ! videoconvert ! appsink")
+
+
 def test_sim_source_carries_truth_and_spacing():
     source = open_source("sim:3", SourceConfig(sim_segments=(("head", 2),)))
     frames = list(source.frames())
