@@ -224,13 +224,13 @@ RTSPSRC_DEFAULT_LATENCY_MS = 2000  # GStreamer's rtspsrc `latency` property, whe
 def warn_if_rtsp_buffers(pipeline: str) -> bool:
     """Warn (and return True) when a GStreamer pipeline's rtspsrc keeps its default jitter buffer.
 
-    rtspsrc holds every packet for its `latency` before passing it on: with the default, the
-    overlay would trail the probe by two seconds, and no capture→result figure would show it
-    (a frame is stamped when the engine reads it).
+    rtspsrc's jitter buffer may hold every packet for up to its `latency` before passing it on:
+    with the default, the overlay could trail the probe by up to two seconds, and no
+    capture→result figure would show it (a frame is stamped when the engine reads it).
     """
     if re.search(r"\brtspsrc\b", pipeline) is None or re.search(r"\blatency\s*=", pipeline) is not None:
         return False
-    log.warning("the pipeline's rtspsrc holds every frame back %d ms (its default latency): add latency=0 "
+    log.warning("the pipeline's rtspsrc may hold every frame back up to %d ms (its default latency): add latency=0 "
                 "after its location for a scanner on the local network", RTSPSRC_DEFAULT_LATENCY_MS)
     return True
 
