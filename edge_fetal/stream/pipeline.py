@@ -59,7 +59,7 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
     so that one folder never mixes two scans."""
     source = source if isinstance(source, FrameSource) else open_source(source, config.source)
     source.open()  # fail here, before any thread starts
-    started, stop = time.monotonic(), stop or threading.Event()
+    started, cpu_started, stop = time.monotonic(), time.process_time(), stop or threading.Event()
     latest = config.realtime or source.live
     latency, fps, counters = LatencyStats(), FpsMeter(), StreamCounters(calibration_note=source.reader.calibration_note)
     grabber = Grabber(source, latest=latest, pace=config.realtime and not source.live)
@@ -86,7 +86,7 @@ def run_stream(source: FrameSource | str, backend: Backend, config: StreamConfig
         spacing = last["spacing"]
         return build_report(state=last["state"], counters=counters, source=source, grabber=grabber, sinks=sinks,
                             latency=latency, calibration=spacing.source if spacing else "none: lengths in pixels only",
-                            started=started, final=final, abandoned=inference.abandoned)
+                            started=started, cpu_started=cpu_started, final=final, abandoned=inference.abandoned)
 
     try:
         with _StopOnSigint(stop) as sigint, _opencv_single_threaded(workers > 1), sinks, grabber, inference:

@@ -38,9 +38,12 @@ def clinical_json(estimate: ClinicalEstimate | None, unit: str) -> dict | None:
 
 
 def build_report(*, state: FusionState | None, counters: StreamCounters, source, grabber, sinks,
-                 latency: LatencyStats, calibration: str, started: float, final: bool, abandoned: int = 0) -> dict:
+                 latency: LatencyStats, calibration: str, started: float, cpu_started: float, final: bool,
+                 abandoned: int = 0) -> dict:
     """The report as a dict (also what `run_stream` returns). `abandoned`: frames inferred but not
-    measured when the run stopped; they count as dropped, like the grabber's stale frames."""
+    measured when the run stopped; they count as dropped, like the grabber's stale frames.
+    `cpu_started`: `time.process_time()` at the start, for the CPU the run cost (the whole process,
+    every thread): how much headroom a device has, or whether its CPU is what limits frames/s."""
     best: BestFrameSaver | None = sinks.best
     biometry = {}
     for name in BIOMETRIC_ORDER:
@@ -76,11 +79,18 @@ def build_report(*, state: FusionState | None, counters: StreamCounters, source,
             "event_lines": sinks.events.lines,
             "duration_s": round(elapsed, 3),
             "processed_fps": round(counters.processed / elapsed, 2),
+            **_cpu_use(cpu_started, elapsed, counters.processed),
             "problems": {"source": source.problems.as_dict(), "processing": counters.failed.as_dict(),
                          "render": sinks.problems.as_dict()},
         },
         "latency_ms": latency.summary(),
     }
+
+
+def _cpu_use(cpu_started: float, elapsed: float, processed: int) -> dict:
+    cpu = time.process_time() - cpu_started
+    return {"cpu_s": round(cpu, 3), "cpu_ms_per_frame": round(1000.0 * cpu / processed, 2) if processed else None,
+            "cores_busy": round(cpu / elapsed, 3)}
 
 
 class ReportWriter:
@@ -121,6 +131,8 @@ def summary_lines(report: dict) -> list[str]:
     lines.append(f"frames: {stream['frames_read']} read, {stream['frames_processed']} processed, "
                  f"{stream['frames_dropped']} dropped, {stream['frames_failed']} failed, {stream['bad_reads']} bad reads; "
                  f"{stream['processed_fps']:.1f} fps; stopped by {report['stopped_by']}")
+    if stream.get("cpu_ms_per_frame") is not None:
+        lines.append(f"CPU: {stream['cpu_ms_per_frame']:.1f} ms a frame, {stream['cores_busy']:.2f} cores busy on average")
     if latency["count"]:
         lines.append(f"latency capture → result: p50 {latency['p50_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms, "
                      f"p99 {latency['p99_ms']:.1f} ms")

@@ -67,6 +67,10 @@ def test_offline_file_run_processes_every_frame_and_writes_everything(tmp_path, 
     assert len(video) == 32 and video[0].shape[:2] == (240, 320)
     printed = "\n".join(summary_lines(report))
     assert "HC " in printed and "locked" in printed and "32 processed" in printed and "end of source" in printed
+    # the CPU the run cost, for an engineer sizing a device: per frame, and cores kept busy
+    assert stream["cpu_s"] > 0 and stream["cpu_ms_per_frame"] == pytest.approx(1000 * stream["cpu_s"] / 32, rel=0.01)
+    assert 0 < stream["cores_busy"] <= 1.05 * len(os.sched_getaffinity(0))
+    assert f"CPU: {stream['cpu_ms_per_frame']:.1f} ms a frame" in printed
 
 
 def test_realtime_run_with_slow_inference_drops_stale_frames_and_counts_them(tmp_path, grey_frames, fakes):
