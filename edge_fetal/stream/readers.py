@@ -72,7 +72,13 @@ class VideoCaptureReader(Reader):
     frame per thread beyond the first (FFmpeg doc/multithreading.txt): on an 8-CPU Jetson the
     overlay would trail the probe by 7 frames (~230 ms at 30 frames/s). Files keep the default:
     there a frame's delay costs nothing and the extra threads speed up decoding.
+
+    Such a stream also gets short network timeouts. OpenCV's are 30 s: a stream that stalls
+    would freeze the overlay for 30 s before a read fails and the source reconnects.
     """
+
+    live_open_timeout_ms = 5000  # connecting, and each reconnect attempt
+    live_read_timeout_ms = 3000  # no frame for this long: the read fails and the source reconnects
 
     def __init__(self, target: int | str, api: int, live: bool, description: str) -> None:
         self.target, self.api, self.live, self.description = target, api, live, description
@@ -81,8 +87,7 @@ class VideoCaptureReader(Reader):
     def open(self) -> None:
         if self.api == cv2.CAP_GSTREAMER and not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
             raise SourceError("this OpenCV build has no GStreamer support: use a camera index, a file or a URL")
-        one_decoding_thread = [cv2.CAP_PROP_N_THREADS, 1] if self.live and self.api == cv2.CAP_FFMPEG else []
-        capture = cv2.VideoCapture(self.target, self.api, one_decoding_thread)
+        capture = cv2.VideoCapture(self.target, self.api, self._capture_params())
         if not capture.isOpened():
             capture.release()
             raise SourceError(f"cannot open {self.description}")
@@ -91,6 +96,13 @@ class VideoCaptureReader(Reader):
         fps = capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if 1.0 <= fps <= 1000.0 else None
         self._capture = capture
+
+    def _capture_params(self) -> list[int]:
+        """OpenCV open parameters: for a live FFmpeg stream, one decoding thread and short timeouts."""
+        if not (self.live and self.api == cv2.CAP_FFMPEG):
+            return []
+        return [cv2.CAP_PROP_N_THREADS, 1, cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.live_open_timeout_ms,
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.live_read_timeout_ms]
 
     def read(self) -> RawFrame:
         if self._capture is None:

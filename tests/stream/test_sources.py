@@ -297,6 +297,49 @@ def test_a_live_stream_is_decoded_without_holding_frames_back(tmp_path):
     assert live == threaded - 1
 
 
+def test_a_stalled_network_stream_fails_a_read_within_seconds_not_opencvs_thirty(tmp_path):
+    """A scanner's stream that stops sending (cable, encoder box) must end the read soon, so that
+    the source reconnects and the sonographer is not left with a frozen overlay."""
+    import socket
+
+    from edge_fetal.stream.readers import VideoCaptureReader
+
+    chunks = _transport_stream_by_frame(tmp_path / "clip.ts", frames=6)
+    server = socket.create_server(("127.0.0.1", 0))
+    stalled = threading.Event()
+
+    def serve_then_stall():
+        connection, _ = server.accept()
+        connection.sendall(b"".join(chunks))
+        stalled.wait(20)  # the connection stays open; nothing more is sent
+        connection.close()
+
+    threading.Thread(target=serve_then_stall, daemon=True).start()
+    reader = VideoCaptureReader(f"tcp://127.0.0.1:{server.getsockname()[1]}", cv2.CAP_FFMPEG, live=True,
+                                description="stream")
+    outcome = []
+
+    def read_until_failure():
+        reader.open()
+        try:
+            while True:
+                reader.read()
+                outcome.append(time.monotonic())
+        except ConnectionError as error:
+            outcome.append(error)
+
+    started = time.monotonic()
+    worker = threading.Thread(target=read_until_failure, daemon=True)
+    worker.start()
+    worker.join(VideoCaptureReader.live_read_timeout_ms / 1000 + 5.0)
+    stalled.set()
+    server.close()
+    assert outcome and isinstance(outcome[-1], ConnectionError), "the read still hangs on a stalled stream"
+    assert len(outcome) > 1  # frames came before the stall
+    assert time.monotonic() - started < VideoCaptureReader.live_read_timeout_ms / 1000 + 5.0
+    reader.close()
+
+
 def test_an_rtsp_pipeline_left_with_its_two_second_jitter_buffer_is_warned_about(caplog):
     from edge_fetal.stream.sources import warn_if_rtsp_buffers
 
