@@ -81,9 +81,9 @@ def _timed_stream(source, backend, config, out_dir: Path) -> dict:
     report = run_stream(source, backend, config, out_dir)
     wall = time.perf_counter() - started
     events = [json.loads(line) for line in (out_dir / EVENTS_NAME).read_text().splitlines() if line.strip()]
-    return {"wall_s": wall, "cpu_s": report["stream"]["cpu_s"], "frames": report["stream"]["frames_processed"],
-            "report": report,
-            "dropped": report["stream"]["frames_dropped"],
+    stream = report["stream"]
+    return {"wall_s": wall, "cpu_s": stream["cpu_s"], "frames": stream["frames_processed"], "report": report,
+            "dropped": stream["frames_dropped"],
             "capture_to_result": [e["latency_ms"]["end_to_end"] for e in events],
             "processing": [sum(e["latency_ms"][s] for s in ENGINE_STAGES) for e in events],
             "stages": {s: [e["latency_ms"][s] for e in events] for s in ENGINE_STAGES}}

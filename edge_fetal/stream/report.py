@@ -79,7 +79,7 @@ def build_report(*, state: FusionState | None, counters: StreamCounters, source,
             "event_lines": sinks.events.lines,
             "duration_s": round(elapsed, 3),
             "processed_fps": round(counters.processed / elapsed, 2),
-            **_cpu_use(cpu_started, elapsed, counters.processed),
+            **_cpu_cost(cpu_started, elapsed, counters.processed),
             "problems": {"source": source.problems.as_dict(), "processing": counters.failed.as_dict(),
                          "render": sinks.problems.as_dict()},
         },
@@ -87,7 +87,7 @@ def build_report(*, state: FusionState | None, counters: StreamCounters, source,
     }
 
 
-def _cpu_use(cpu_started: float, elapsed: float, processed: int) -> dict:
+def _cpu_cost(cpu_started: float, elapsed: float, processed: int) -> dict:
     cpu = time.process_time() - cpu_started
     return {"cpu_s": round(cpu, 3), "cpu_ms_per_frame": round(1000.0 * cpu / processed, 2) if processed else None,
             "cores_busy": round(cpu / elapsed, 3)}
