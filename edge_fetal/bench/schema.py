@@ -87,16 +87,15 @@ def _cpuidle_driver() -> str | None:
 def machine_info() -> dict:
     """CPU model and identity, cores, instruction-set flags that matter for inference, idle driver,
     OS and library versions."""
-    from edge_fetal.runtime.onnxruntime_backend import physical_cores
+    from edge_fetal.runtime.onnxruntime_backend import physical_cores, usable_cpus
 
     cpu = _cpuinfo()
     flags = set((cpu.get("flags") or cpu.get("Features") or "").split())
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": cpu.get("model name") or cpu.get("Model") or platform.processor() or platform.machine(),
         "cpu_identity": _cpu_identity(cpu), "cpuidle_driver": _cpuidle_driver(),
         "architecture": platform.machine(),
-        "logical_cpus": os.cpu_count(), "usable_cpus": usable, "physical_cores": physical_cores(),
+        "logical_cpus": os.cpu_count(), "usable_cpus": usable_cpus(), "physical_cores": physical_cores(),
         "cpu_flags": [flag for flag in FLAGS_OF_INTEREST if flag in flags],
         "platform": platform.platform(), "python": platform.python_version(),
         "numpy": np.__version__, "opencv": _version("cv2"), "onnxruntime": _version("onnxruntime"),

@@ -29,9 +29,14 @@ def best_providers(available: list[str]) -> list[str]:
     return [p for p in PREFERENCE if p in available] or ["CPUExecutionProvider"]
 
 
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on (its affinity where the OS tells it, else all of them)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def physical_cores() -> int:
     """Physical cores this process may use (SMT siblings counted once); ORT's best intra-op thread count."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    usable = usable_cpus()
     try:
         with open("/proc/cpuinfo") as handle:
             cores = {line.split(":")[1].strip() for line in handle if line.startswith("core id")}
