@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="measure only this box of each frame, or 'auto' (DICOM region / image fan, found once)")
     stream.add_argument("--inference-workers", type=int, metavar="N", default=None,
                         help="frames in the model at once (default: 1 live or --realtime, one per core offline)")
+    stream.add_argument("--video-encoder", choices=("auto", "cpu"), default="auto",  # stream.config.VIDEO_ENCODERS
+                        help="annotated.mp4: 'auto' encodes H.264 on a Jetson's hardware encoder where JetPack's "
+                             "OpenCV reaches it, else mp4v on the CPU; 'cpu' always mp4v")
     stream.set_defaults(handler=_run_stream)
 
     still = commands.add_parser("measure", help="one-shot biometry of still frames (PNG/JPEG or DICOM)")
@@ -172,7 +175,7 @@ def _run_stream(args: argparse.Namespace) -> int:
     source.open()  # a wrong --source fails before the model loads
     plan = inference_plan(live=source.live or args.realtime, cores=physical_cores(), workers=args.inference_workers)
     config = StreamConfig(
-        source=source_config, sinks=SinkConfig(display=args.display, dicom_sr=args.dicom_sr), pixel_spacing=spacing,
+        source=source_config, sinks=SinkConfig(display=args.display, dicom_sr=args.dicom_sr, video_encoder=args.video_encoder), pixel_spacing=spacing,
         realtime=args.realtime, max_frames=args.max_frames, inference_workers=plan.workers,
     )
     keep_freed_memory()  # frame-sized arrays reused from frame to frame, not faulted in again

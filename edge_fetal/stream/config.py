@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from edge_fetal.calibration import PixelSpacing
 from edge_fetal.stream.roi import Roi
 
+VIDEO_ENCODERS = ("auto", "cpu")  # the recording: see writers.VideoSink
+
 MAX_INFERENCE_WORKERS = 8  # frames in the model at once; past this, memory grows and nothing is gained
 
 
@@ -93,12 +95,16 @@ class SinkConfig:
     queue_size: int = 3
     video_fps: float | None = None  # None: the source's rate, else 25
     dicom_sr: bool = False  # report_sr.dcm at the end (stream.dicom_sr): a PACS object, so only when asked
+    video_encoder: str = "auto"  # VIDEO_ENCODERS: "auto" uses a Jetson's hardware encoder, "cpu" mp4v
 
     def __post_init__(self) -> None:
         if not 1 <= self.queue_size <= 16:
             raise ValueError(f"SinkConfig.queue_size must lie in 1..16, got {self.queue_size}")
         if self.report_interval_s <= 0:
             raise ValueError("SinkConfig.report_interval_s must be > 0")
+        if self.video_encoder not in VIDEO_ENCODERS:
+            raise ValueError(f"SinkConfig.video_encoder must be one of {', '.join(VIDEO_ENCODERS)}, "
+                             f"got {self.video_encoder!r}")
 
 
 @dataclass(frozen=True)

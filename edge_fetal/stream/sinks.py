@@ -82,7 +82,7 @@ class Sinks:
         self.config, self.drop_when_busy, self.latency, self.start_time = config, drop_when_busy, latency, start_time
         self.on_quit = on_quit
         self.events = EventLog(self.out_dir / EVENTS_NAME)
-        self.video = VideoSink(self.out_dir / VIDEO_NAME, fps) if config.video else None
+        self.video = VideoSink(self.out_dir / VIDEO_NAME, fps, config.video_encoder) if config.video else None
         self.best = BestFrameSaver(self.out_dir) if config.best_frames else None
         self.display = Display() if config.display else None
         self.problems = ProblemCounter("render")

@@ -1,0 +1,145 @@
+"""GStreamer through OpenCV: the recording's encoder choice, the Jetson's install trap, GStreamer sources.
+
+The pip OpenCV wheel (CI) has no GStreamer: there the tests check the choice and the fallbacks.
+The tests marked "needs GStreamer" run where OpenCV has it (a system OpenCV, or JetPack's), with
+x264enc standing in for the Jetson's nvv4l2h264enc, and skip elsewhere saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_fetal.cli import _parser
+from edge_fetal.stream import gstreamer
+from edge_fetal.stream.config import VIDEO_ENCODERS, SinkConfig
+from edge_fetal.stream.readers import SourceError
+from edge_fetal.stream.sources import open_source
+from edge_fetal.stream.writers import VideoSink
+
+needs_gstreamer = pytest.mark.skipif(not gstreamer.opencv_has_gstreamer(),
+                                     reason="this OpenCV build has no GStreamer (the pip wheel); a system OpenCV has")
+STAND_IN = {"x264enc": "appsrc ! videoconvert ! x264enc speed-preset=ultrafast ! h264parse ! qtmux ! "
+                       "filesink location={location}"}
+
+
+@pytest.fixture
+def jetson(tmp_path, monkeypatch):
+    """This machine seen as a Jetson (L4T's release file present)."""
+    release = tmp_path / "nv_tegra_release"
+    release.write_text("# R36 (release), REVISION: 3.0\n")
+    monkeypatch.setattr(gstreamer, "JETSON_RELEASE_FILE", release)
+
+
+def _frames(n: int = 12) -> list[np.ndarray]:
+    frames = []
+    for i in range(n):
+        image = np.full((120, 160, 3), 30 + 10 * i, np.uint8)
+        cv2.circle(image, (80, 60), 30, (0, 255, 255), 2)
+        frames.append(image)
+    return frames
+
+
+def _read_all(path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            return frames
+        frames.append(image)
+
+
+def _write(sink: VideoSink, frames: list[np.ndarray]) -> None:
+    for frame in frames:
+        sink.write(frame)
+    sink.close()
+
+
+def test_off_a_jetson_the_recording_is_mp4v_on_the_cpu(tmp_path, monkeypatch):
+    monkeypatch.setattr(gstreamer, "JETSON_RELEASE_FILE", tmp_path / "absent")
+    assert gstreamer.recording_pipelines("auto") == {} and gstreamer.recording_pipelines("cpu") == {}
+    sink = VideoSink(tmp_path / "v.mp4", 25.0)
+    _write(sink, _frames())
+    assert sink.encoder_used == "mp4v" and len(_read_all(tmp_path / "v.mp4")) == 12
+
+
+def test_on_a_jetson_auto_tries_its_hardware_encoder_first_and_cpu_never(jetson, monkeypatch):
+    monkeypatch.setattr(gstreamer, "opencv_has_gstreamer", lambda: True)
+    pipelines = gstreamer.recording_pipelines("auto")
+    assert list(pipelines) == ["nvv4l2h264enc"] and "{location}" in pipelines["nvv4l2h264enc"]
+    assert gstreamer.recording_pipelines("cpu") == {}
+
+
+def test_a_jetson_whose_opencv_lacks_gstreamer_records_mp4v_and_says_which_wheel_to_remove(
+        jetson, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(gstreamer, "opencv_has_gstreamer", lambda: False)
+    monkeypatch.setattr("edge_fetal.stream.writers.opencv_has_gstreamer", lambda: False)
+    assert gstreamer.recording_pipelines("auto") == {}
+    with caplog.at_level(logging.WARNING, logger="edge_fetal"):
+        sink = VideoSink(tmp_path / "v.mp4", 25.0)
+        _write(sink, _frames())
+    assert sink.encoder_used == "mp4v" and len(_read_all(tmp_path / "v.mp4")) == 12
+    assert "pip uninstall opencv-python-headless" in caplog.text
+
+
+def test_a_jetson_whose_opencv_lacks_gstreamer_refuses_a_pipeline_source_with_the_fix(jetson, monkeypatch):
+    monkeypatch.setattr("edge_fetal.stream.readers.opencv_has_gstreamer", lambda: False)
+    with pytest.raises(SourceError, match="pip uninstall opencv-python-headless"):
+        open_source("nvarguscamerasrc ! nvvidconv ! video/x-raw,format=GRAY8 ! appsink").open()
+
+
+def test_a_pipeline_that_does_not_open_falls_back_to_mp4v_and_loses_no_frame(tmp_path, caplog):
+    broken = {"noencoder": "appsrc ! no-such-encoder-element ! filesink location={location}"}
+    with caplog.at_level(logging.WARNING, logger="edge_fetal"):
+        sink = VideoSink(tmp_path / "v.mp4", 25.0, pipelines=broken)
+        _write(sink, _frames())
+    assert sink.encoder_used == "mp4v" and len(_read_all(tmp_path / "v.mp4")) == 12
+    assert "noencoder did not open" in caplog.text
+
+
+def test_encoder_settings_are_checked_and_the_cli_offers_the_same_choices():
+    with pytest.raises(ValueError, match="video encoder"):
+        VideoSink("v.mp4", 25.0, encoder="nvenc")
+    with pytest.raises(ValueError, match="video_encoder"):
+        SinkConfig(video_encoder="gpu")
+    for encoder in VIDEO_ENCODERS:
+        assert _parser().parse_args(["stream", "--source", "0", "--video-encoder", encoder]).video_encoder == encoder
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["stream", "--source", "0", "--video-encoder", "nvenc"])
+
+
+def test_a_path_with_a_double_quote_is_refused_for_a_pipeline(tmp_path):
+    assert gstreamer.quoted_location(tmp_path / "a b!c.mp4") == f'"{tmp_path}/a b!c.mp4"'
+    with pytest.raises(ValueError, match="double quote"):
+        gstreamer.quoted_location(tmp_path / 'a"b.mp4')
+
+
+@needs_gstreamer
+def test_a_gstreamer_encoder_writes_every_frame_to_a_readable_mp4_in_a_folder_with_spaces(tmp_path):
+    folder = tmp_path / "scan 2026 ! day one"
+    folder.mkdir()
+    sink = VideoSink(folder / "annotated.mp4", 25.0, pipelines=STAND_IN)
+    frames = _frames()
+    _write(sink, frames)
+    if sink.encoder_used != "x264enc":
+        pytest.skip("GStreamer here has no x264enc (gstreamer1.0-plugins-ugly)")
+    video = _read_all(folder / "annotated.mp4")
+    assert len(video) == len(frames)
+    assert min(cv2.PSNR(a, b) for a, b in zip(frames, video)) > 30.0, "the recording shows the frames written"
+
+
+@needs_gstreamer
+def test_a_live_gstreamer_source_delivering_grey_frames_is_read():
+    source = open_source("videotestsrc pattern=ball ! video/x-raw,format=GRAY8,width=160,height=120 ! appsink")
+    stop = threading.Event()
+    images = []
+    for frame in source.frames(stop):
+        images.append(frame.image)
+        if len(images) == 5:
+            stop.set()
+    assert len(images) == 5 and all(image.shape == (120, 160) and image.dtype == np.uint8 for image in images)
