@@ -9,6 +9,7 @@ the wheel, and the messages here say so where it matters.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -41,6 +42,13 @@ def missing_gstreamer_hint() -> str:
     if on_jetson():
         return WHEEL_HIDES_JETPACK
     return "this OpenCV build has no GStreamer support"
+
+
+def pipeline_reads_file(pipeline: str) -> bool:
+    """Whether a GStreamer pipeline starts from a file (filesrc, multifilesrc), e.g. a recording
+    decoded on the Jetson's hardware: it then ends at the file's end, as a video file does, where a
+    live pipeline that stops is reconnected."""
+    return re.search(r"(^|!)\s*(filesrc|multifilesrc)\b", pipeline) is not None
 
 
 def recording_pipelines(encoder: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from edge_fetal.calibration import PixelSpacing
 from edge_fetal.stream.config import SourceConfig
+from edge_fetal.stream.gstreamer import pipeline_reads_file
 from edge_fetal.stream.readers import (
     IMAGE_SUFFIXES, DicomCineReader, EndOfStream, ImageFilesReader, Reader, SimReader, SourceError,
     VideoCaptureReader, is_dicom, redact_url,
@@ -239,7 +240,8 @@ def open_source(spec: str, config: SourceConfig = SourceConfig()) -> FrameSource
     """`--source` text → `FrameSource` (not opened yet).
 
     "sim" / "sim:SEED": a simulated sweep; a whole number: a camera or HDMI capture card (V4L2
-    index); text containing "!": a GStreamer pipeline; "scheme://…": an RTSP/HTTP/UDP stream;
+    index); text containing "!": a GStreamer pipeline (live, unless it starts from filesrc or
+    multifilesrc: then it ends with its file); "scheme://…": an RTSP/HTTP/UDP stream;
     a folder: its images, sorted naturally; a DICOM file: its (multi-frame) cine; another file: a
     video (or a single image). Raises `SourceError` when it is none of those.
     """
@@ -254,6 +256,9 @@ def open_source(spec: str, config: SourceConfig = SourceConfig()) -> FrameSource
         return FrameSource(VideoCaptureReader(int(text), cv2.CAP_ANY, live=True, description=f"camera {text}"), config)
     if "!" in text:
         warn_if_rtsp_buffers(text)
+        if pipeline_reads_file(text):
+            return FrameSource(VideoCaptureReader(text, cv2.CAP_GSTREAMER, live=False,
+                                                  description="GStreamer pipeline from a file"), config)
         return FrameSource(VideoCaptureReader(text, cv2.CAP_GSTREAMER, live=True, description="GStreamer pipeline"), config)
     if "://" in text:
         return FrameSource(VideoCaptureReader(text, cv2.CAP_FFMPEG, live=True, description=f"stream {redact_url(text)}"), config)

@@ -133,6 +133,29 @@ def test_a_gstreamer_encoder_writes_every_frame_to_a_readable_mp4_in_a_folder_wi
     assert min(cv2.PSNR(a, b) for a, b in zip(frames, video)) > 30.0, "the recording shows the frames written"
 
 
+def test_a_pipeline_from_a_file_ends_with_it_and_a_live_one_is_reconnected():
+    from_file = open_source('filesrc location="/scans/sweep one.mp4" ! qtdemux ! h264parse ! nvv4l2decoder ! '
+                            'nvvidconv ! video/x-raw,format=GRAY8 ! appsink')
+    assert not from_file.live and "file" in from_file.description
+    assert open_source("multifilesrc location=frame_%03d.png ! pngdec ! videoconvert ! appsink").live is False
+    live = "rtspsrc location=rtsp://scanner/live latency=0 ! rtph264depay ! h264parse ! nvv4l2decoder ! appsink"
+    assert open_source(live).live and open_source("v4l2src device=/dev/video0 ! videoconvert ! appsink").live
+
+
+@needs_gstreamer
+def test_a_gstreamer_pipeline_reading_a_file_delivers_its_grey_frames_then_ends(tmp_path):
+    path = tmp_path / "scan one.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (160, 120))
+    for frame in _frames():
+        writer.write(frame)
+    writer.release()
+    source = open_source(f"filesrc location={gstreamer.quoted_location(path)} ! avidemux ! jpegdec ! videoconvert ! "
+                         "video/x-raw,format=GRAY8 ! appsink sync=false")
+    images = [frame.image for frame in source.frames()]
+    assert len(images) == 12 and all(image.shape == (120, 160) and image.dtype == np.uint8 for image in images)
+    assert abs(int(images[-1].mean()) - int(cv2.cvtColor(_frames()[-1], cv2.COLOR_BGR2GRAY).mean())) <= 3
+
+
 @needs_gstreamer
 def test_a_live_gstreamer_source_delivering_grey_frames_is_read():
     source = open_source("videotestsrc pattern=ball ! video/x-raw,format=GRAY8,width=160,height=120 ! appsink")
