@@ -21,6 +21,8 @@ Definitions (the same clock, `time.monotonic` / `perf_counter`, both in ms):
   frame, and that CPU time over the wall time.
   When cores_busy nears the usable CPUs, frames/s is bound by CPU per frame, not by waiting:
   frames/s = 1000 x cores_busy / cpu_ms_per_frame.
+- video_encoder: what encoded the offline runs' annotated.mp4 (`stream.video_encoder`): mp4v on
+  the CPU, or on a Jetson its hardware encoder, whose frames/s then leave that work out.
 Ratios are speed-ups of the pipeline over the naive loop (> 1: the pipeline is better).
 """
 
@@ -153,6 +155,13 @@ def _cpu_use(runs: list[dict]) -> dict:
             "cores_busy": round(cpu / wall, 3) if wall else None}
 
 
+def _video_encoder(runs: list[dict]) -> str | None:
+    """What encoded the runs' annotated.mp4 (mp4v on the CPU, or a Jetson's hardware encoder): part
+    of what a frames/s figure includes."""
+    used = sorted({run["report"]["stream"]["video_encoder"] for run in runs} - {None})
+    return ", ".join(used) or None
+
+
 def _frames_per_s_by_run(runs: list[dict]) -> list[float]:
     """Each run's own frames/s: how far one run strays from the next on this machine."""
     return [round(run["frames"] / run["wall_s"], 2) for run in runs if run["wall_s"] > 0]
@@ -170,7 +179,7 @@ def _pipeline_section(runs: list[dict], offline: OfflineEngine) -> dict:
             "stages": {stage: latency_stats(values) for stage, values in stages.items()},
             "render_p50_ms": round(render_p50, 3) if render_p50 is not None else None,
             "inference_workers": offline.workers, "threads_each": offline.threads_each or None,
-            **_cpu_use(runs), "work_shares": work_shares(stages, render_p50, draw_p50)}
+            "video_encoder": _video_encoder(runs), **_cpu_use(runs), "work_shares": work_shares(stages, render_p50, draw_p50)}
 
 
 def _live_section(runs: list[dict]) -> dict:
@@ -191,7 +200,8 @@ def _file_section(scan_file: ScanFile | None, runs: list[dict], offline: Offline
             "frames_per_run": max(run["frames"] for run in runs),
             "runs": len(runs), "source": scan_file.description,
             "processing": latency_stats(_joined(runs, "processing")),
-            "inference_workers": offline.workers, "threads_each": offline.threads_each or None, **_cpu_use(runs)}
+            "inference_workers": offline.workers, "threads_each": offline.threads_each or None,
+            "video_encoder": _video_encoder(runs), **_cpu_use(runs)}
 
 
 def _naive_section(naive: NaiveRun) -> dict:

@@ -65,7 +65,8 @@ def end_to_end_table(section: dict) -> list[str]:
     stages = section["pipeline"].get("stages") or {}
     if stages:
         lines += ["", "Pipeline stages, p50 ms: " + ", ".join(f"{k} {_f(v['p50_ms'])}" for k, v in stages.items())
-                  + f"; render + mp4 on its own thread {_f(section['pipeline'].get('render_p50_ms'))}."]
+                  + f"; render + mp4 ({section['pipeline'].get('video_encoder') or 'not written'}) on its own thread "
+                    f"{_f(section['pipeline'].get('render_p50_ms'))}."]
     shares = section["pipeline"].get("work_shares") or {}
     if shares.get("critical_path") is not None:
         lines += ["", f"Work outside the model (mean per frame): {100 * shares['critical_path']:.0f} % of preprocess + infer + "

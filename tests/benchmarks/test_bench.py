@@ -122,6 +122,14 @@ def test_each_pipeline_line_reports_its_cpu_per_frame_and_busy_cores(quick_run):
     assert "CPU of the whole process per frame (cores kept busy on average): offline from memory" in (out / "latest.md").read_text()
 
 
+def test_the_offline_lines_name_the_encoder_their_frames_per_s_include(quick_run):
+    doc, out = quick_run
+    e2e = doc["end_to_end"]
+    assert e2e["pipeline"]["video_encoder"] == e2e["offline_file"]["video_encoder"]
+    assert e2e["pipeline"]["video_encoder"] in ("mp4v", "nvv4l2h264enc")
+    assert f"render + mp4 ({e2e['pipeline']['video_encoder']}) on its own thread" in (out / "latest.md").read_text()
+
+
 def test_scan_video_is_a_moving_sweep_that_opencv_reads_back(tmp_path, read_video):
     from edge_fetal.bench.frames import write_scan_video
 
