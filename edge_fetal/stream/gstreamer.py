@@ -15,6 +15,9 @@ from pathlib import Path
 import cv2
 
 JETSON_RELEASE_FILE = Path("/etc/nv_tegra_release")  # written by L4T, the Jetson's Linux
+# The kernel's device tree names the SoC; it is there in a container too, where the release file
+# may not be.
+DEVICE_TREE_COMPATIBLE = Path("/proc/device-tree/compatible")
 
 # The annotated frames (BGR from OpenCV's appsrc) to the Jetson's hardware H.264 encoder, muxed to
 # mp4. nvvidconv takes BGRx, not BGR, so videoconvert pads each pixel on the CPU first.
@@ -33,8 +36,13 @@ def opencv_has_gstreamer() -> bool:
 
 
 def on_jetson() -> bool:
-    """Whether this machine runs L4T, the Jetson's Linux."""
-    return JETSON_RELEASE_FILE.exists()
+    """Whether this machine is a Jetson: L4T's release file, or a Tegra SoC in the device tree."""
+    if JETSON_RELEASE_FILE.exists():
+        return True
+    try:
+        return b"nvidia,tegra" in DEVICE_TREE_COMPATIBLE.read_bytes()
+    except OSError:
+        return False
 
 
 def missing_gstreamer_hint() -> str:

@@ -35,6 +35,16 @@ def jetson(tmp_path, monkeypatch):
     monkeypatch.setattr(gstreamer, "JETSON_RELEASE_FILE", release)
 
 
+def test_a_jetson_is_known_by_its_release_file_or_in_a_container_by_its_device_tree(tmp_path, monkeypatch):
+    monkeypatch.setattr(gstreamer, "JETSON_RELEASE_FILE", tmp_path / "absent")
+    monkeypatch.setattr(gstreamer, "DEVICE_TREE_COMPATIBLE", tmp_path / "compatible")
+    assert not gstreamer.on_jetson()
+    (tmp_path / "compatible").write_bytes(b"raspberrypi,5-model-b\x00brcm,bcm2712\x00")
+    assert not gstreamer.on_jetson()
+    (tmp_path / "compatible").write_bytes(b"nvidia,p3768-0000+p3767-0005\x00nvidia,p3767-0005\x00nvidia,tegra234\x00")
+    assert gstreamer.on_jetson()
+
+
 def _frames(n: int = 12) -> list[np.ndarray]:
     frames = []
     for i in range(n):
@@ -62,6 +72,7 @@ def _write(sink: VideoSink, frames: list[np.ndarray]) -> None:
 
 def test_off_a_jetson_the_recording_is_mp4v_on_the_cpu(tmp_path, monkeypatch):
     monkeypatch.setattr(gstreamer, "JETSON_RELEASE_FILE", tmp_path / "absent")
+    monkeypatch.setattr(gstreamer, "DEVICE_TREE_COMPATIBLE", tmp_path / "absent")
     assert gstreamer.recording_pipelines("auto") == {} and gstreamer.recording_pipelines("cpu") == {}
     sink = VideoSink(tmp_path / "v.mp4", 25.0)
     _write(sink, _frames())
