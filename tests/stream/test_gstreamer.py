@@ -54,29 +54,19 @@ def _frames(n: int = 12) -> list[np.ndarray]:
     return frames
 
 
-def _read_all(path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            return frames
-        frames.append(image)
-
-
 def _write(sink: VideoSink, frames: list[np.ndarray]) -> None:
     for frame in frames:
         sink.write(frame)
     sink.close()
 
 
-def test_off_a_jetson_the_recording_is_mp4v_on_the_cpu(tmp_path, monkeypatch):
+def test_off_a_jetson_the_recording_is_mp4v_on_the_cpu(read_video, tmp_path, monkeypatch):
     monkeypatch.setattr(gstreamer, "JETSON_RELEASE_FILE", tmp_path / "absent")
     monkeypatch.setattr(gstreamer, "DEVICE_TREE_COMPATIBLE", tmp_path / "absent")
     assert gstreamer.recording_pipelines("auto") == {} and gstreamer.recording_pipelines("cpu") == {}
     sink = VideoSink(tmp_path / "v.mp4", 25.0)
     _write(sink, _frames())
-    assert sink.encoder_used == "mp4v" and len(_read_all(tmp_path / "v.mp4")) == 12
+    assert sink.encoder_used == "mp4v" and len(read_video(tmp_path / "v.mp4")) == 12
 
 
 def test_on_a_jetson_auto_tries_its_hardware_encoder_first_and_cpu_never(jetson, monkeypatch):
@@ -87,14 +77,14 @@ def test_on_a_jetson_auto_tries_its_hardware_encoder_first_and_cpu_never(jetson,
 
 
 def test_a_jetson_whose_opencv_lacks_gstreamer_records_mp4v_and_says_which_wheel_to_remove(
-        jetson, tmp_path, monkeypatch, caplog):
+        read_video, jetson, tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(gstreamer, "opencv_has_gstreamer", lambda: False)
     monkeypatch.setattr("edge_fetal.stream.writers.opencv_has_gstreamer", lambda: False)
     assert gstreamer.recording_pipelines("auto") == {}
     with caplog.at_level(logging.WARNING, logger="edge_fetal"):
         sink = VideoSink(tmp_path / "v.mp4", 25.0)
         _write(sink, _frames())
-    assert sink.encoder_used == "mp4v" and len(_read_all(tmp_path / "v.mp4")) == 12
+    assert sink.encoder_used == "mp4v" and len(read_video(tmp_path / "v.mp4")) == 12
     assert "pip uninstall opencv-python-headless" in caplog.text
 
 
@@ -104,12 +94,12 @@ def test_a_jetson_whose_opencv_lacks_gstreamer_refuses_a_pipeline_source_with_th
         open_source("nvarguscamerasrc ! nvvidconv ! video/x-raw,format=GRAY8 ! appsink").open()
 
 
-def test_a_pipeline_that_does_not_open_falls_back_to_mp4v_and_loses_no_frame(tmp_path, caplog):
+def test_a_pipeline_that_does_not_open_falls_back_to_mp4v_and_loses_no_frame(read_video, tmp_path, caplog):
     broken = {"noencoder": "appsrc ! no-such-encoder-element ! filesink location={location}"}
     with caplog.at_level(logging.WARNING, logger="edge_fetal"):
         sink = VideoSink(tmp_path / "v.mp4", 25.0, pipelines=broken)
         _write(sink, _frames())
-    assert sink.encoder_used == "mp4v" and len(_read_all(tmp_path / "v.mp4")) == 12
+    assert sink.encoder_used == "mp4v" and len(read_video(tmp_path / "v.mp4")) == 12
     assert "noencoder did not open" in caplog.text
 
 
@@ -133,18 +123,18 @@ def test_a_path_with_a_double_quote_is_refused_for_a_pipeline(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.skipif(not (gstreamer.on_jetson() and gstreamer.opencv_has_gstreamer()),
                     reason="needs a Jetson whose OpenCV has GStreamer (JetPack's)")
-def test_on_a_jetson_the_recording_is_h264_from_its_hardware_encoder(tmp_path):
+def test_on_a_jetson_the_recording_is_h264_from_its_hardware_encoder(read_video, tmp_path):
     sink = VideoSink(tmp_path / "annotated.mp4", 25.0)
     frames = _frames(30)
     _write(sink, frames)
-    video = _read_all(tmp_path / "annotated.mp4")
+    video = read_video(tmp_path / "annotated.mp4")
     assert len(video) == len(frames) and min(cv2.PSNR(a, b) for a, b in zip(frames, video)) > 25.0
     if sink.encoder_used != "nvv4l2h264enc":
         pytest.skip(f"the hardware encoder's pipeline did not open here (no NVENC?); {sink.encoder_used} wrote the file")
 
 
 @needs_gstreamer
-def test_a_gstreamer_encoder_writes_every_frame_to_a_readable_mp4_in_a_folder_with_spaces(tmp_path):
+def test_a_gstreamer_encoder_writes_every_frame_to_a_readable_mp4_in_a_folder_with_spaces(read_video, tmp_path):
     folder = tmp_path / "scan 2026 ! day one"
     folder.mkdir()
     sink = VideoSink(folder / "annotated.mp4", 25.0, pipelines=STAND_IN)
@@ -152,7 +142,7 @@ def test_a_gstreamer_encoder_writes_every_frame_to_a_readable_mp4_in_a_folder_wi
     _write(sink, frames)
     if sink.encoder_used != "x264enc":
         pytest.skip("GStreamer here has no x264enc (gstreamer1.0-plugins-ugly)")
-    video = _read_all(folder / "annotated.mp4")
+    video = read_video(folder / "annotated.mp4")
     assert len(video) == len(frames)
     assert min(cv2.PSNR(a, b) for a, b in zip(frames, video)) > 25.0, "the recording shows the frames written"
 
