@@ -20,7 +20,7 @@ import numpy as np
 
 from edge_fetal.calibration import PixelSpacing, spacing_from_dicom
 from edge_fetal.errors import CalibrationError, EdgeFetalError
-from edge_fetal.stream.gstreamer import missing_gstreamer_hint, opencv_has_gstreamer
+from edge_fetal.stream import gstreamer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".pnm")
 
@@ -86,8 +86,8 @@ class VideoCaptureReader(Reader):
         self._capture: cv2.VideoCapture | None = None
 
     def open(self) -> None:
-        if self.api == cv2.CAP_GSTREAMER and not opencv_has_gstreamer():
-            raise SourceError(f"{missing_gstreamer_hint()}: use a camera index, a file or a URL")
+        if self.api == cv2.CAP_GSTREAMER and not gstreamer.opencv_has_gstreamer():
+            raise SourceError(f"{gstreamer.missing_gstreamer_hint()}: use a camera index, a file or a URL")
         capture = cv2.VideoCapture(self.target, self.api, self._capture_params())
         if not capture.isOpened():
             capture.release()

@@ -17,8 +17,7 @@ import numpy as np
 
 from edge_fetal.stream.config import VIDEO_ENCODERS
 from edge_fetal.stream.fusion import FusionState
-from edge_fetal.stream.gstreamer import (missing_gstreamer_hint, on_jetson, opencv_has_gstreamer, quoted_location,
-                                         recording_pipelines)
+from edge_fetal.stream import gstreamer
 from edge_fetal.stream.stats import log
 
 
@@ -37,7 +36,7 @@ class VideoSink:
         if encoder not in VIDEO_ENCODERS:
             raise ValueError(f"video encoder must be one of {', '.join(VIDEO_ENCODERS)}, got {encoder!r}")
         self.path, self.fps, self.encoder = Path(path), float(fps), encoder
-        self.pipelines = recording_pipelines(encoder) if pipelines is None else dict(pipelines)
+        self.pipelines = gstreamer.recording_pipelines(encoder) if pipelines is None else dict(pipelines)
         self.frames_written = 0
         self.encoder_used: str | None = None
         self._writer: cv2.VideoWriter | None = None
@@ -53,7 +52,7 @@ class VideoSink:
 
     def _open(self, size_wh: tuple[int, int]) -> tuple[cv2.VideoWriter, str]:
         for element, template in self.pipelines.items():
-            pipeline = template.format(location=quoted_location(self.path))
+            pipeline = template.format(location=gstreamer.quoted_location(self.path))
             writer = cv2.VideoWriter(pipeline, cv2.CAP_GSTREAMER, 0, self.fps, size_wh, True)
             if writer.isOpened():
                 log.info("%s: H.264 by %s (GStreamer)", self.path.name, element)
@@ -61,8 +60,8 @@ class VideoSink:
             writer.release()
             log.warning("%s: the GStreamer pipeline with %s did not open; encoding mp4v on the CPU",
                         self.path.name, element)
-        if self.encoder == "auto" and on_jetson() and not opencv_has_gstreamer():
-            log.warning("%s: encoding mp4v on the CPU, as %s", self.path.name, missing_gstreamer_hint())
+        if self.encoder == "auto" and gstreamer.on_jetson() and not gstreamer.opencv_has_gstreamer():
+            log.warning("%s: encoding mp4v on the CPU, as %s", self.path.name, gstreamer.missing_gstreamer_hint())
         writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size_wh)
         if not writer.isOpened():
             raise OSError(f"OpenCV cannot write an mp4v video at {self.path}")

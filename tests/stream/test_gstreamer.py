@@ -79,7 +79,6 @@ def test_on_a_jetson_auto_tries_its_hardware_encoder_first_and_cpu_never(jetson,
 def test_a_jetson_whose_opencv_lacks_gstreamer_records_mp4v_and_says_which_wheel_to_remove(
         read_video, jetson, tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(gstreamer, "opencv_has_gstreamer", lambda: False)
-    monkeypatch.setattr("edge_fetal.stream.writers.opencv_has_gstreamer", lambda: False)
     assert gstreamer.recording_pipelines("auto") == {}
     with caplog.at_level(logging.WARNING, logger="edge_fetal"):
         sink = VideoSink(tmp_path / "v.mp4", 25.0)
@@ -89,7 +88,7 @@ def test_a_jetson_whose_opencv_lacks_gstreamer_records_mp4v_and_says_which_wheel
 
 
 def test_a_jetson_whose_opencv_lacks_gstreamer_refuses_a_pipeline_source_with_the_fix(jetson, monkeypatch):
-    monkeypatch.setattr("edge_fetal.stream.readers.opencv_has_gstreamer", lambda: False)
+    monkeypatch.setattr(gstreamer, "opencv_has_gstreamer", lambda: False)
     with pytest.raises(SourceError, match="pip uninstall opencv-python-headless"):
         open_source("nvarguscamerasrc ! nvvidconv ! video/x-raw,format=GRAY8 ! appsink").open()
 
