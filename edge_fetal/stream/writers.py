@@ -30,6 +30,11 @@ class VideoSink:
     or when that pipeline does not open, 'mp4v' on the CPU. "cpu": 'mp4v' always. `pipelines`
     (encoder element → GStreamer template with `{location}`) replaces the Jetson's, for a test.
     `encoder_used` names what wrote the file.
+
+    A GStreamer pipeline can open and then refuse the first frame (its caps fail to negotiate at
+    that size): OpenCV reports nothing, and the whole recording would be an empty file. So a
+    pipeline is first tried on a probe clip of two copies of the first frame, beside the output,
+    and used only if that clip is not empty.
     """
 
     def __init__(self, path: Path, fps: float, encoder: str = "auto", pipelines: dict[str, str] | None = None) -> None:
@@ -43,29 +48,52 @@ class VideoSink:
         self._size_wh: tuple[int, int] | None = None
 
     def write(self, image_bgr: np.ndarray) -> None:
-        if self._writer is None:
+        if self._size_wh is None:
             height, width = image_bgr.shape[:2]
             self._size_wh = (width + width % 2, height + height % 2)
-            self._writer, self.encoder_used = self._open(self._size_wh)
-        self._writer.write(_fit(image_bgr, self._size_wh))
+        frame = _fit(image_bgr, self._size_wh)
+        if self._writer is None:
+            self._writer, self.encoder_used = self._open(frame)
+        self._writer.write(frame)
         self.frames_written += 1
 
-    def _open(self, size_wh: tuple[int, int]) -> tuple[cv2.VideoWriter, str]:
+    def _open(self, first_frame: np.ndarray) -> tuple[cv2.VideoWriter, str]:
         for element, template in self.pipelines.items():
-            pipeline = template.format(location=gstreamer.quoted_location(self.path))
-            writer = cv2.VideoWriter(pipeline, cv2.CAP_GSTREAMER, 0, self.fps, size_wh, True)
-            if writer.isOpened():
+            writer = self._gstreamer_writer(template, first_frame) if self._encodes(template, first_frame) else None
+            if writer is not None:
                 log.info("%s: H.264 by %s (GStreamer)", self.path.name, element)
                 return writer, element
-            writer.release()
-            log.warning("%s: the GStreamer pipeline with %s did not open; encoding mp4v on the CPU",
-                        self.path.name, element)
+            log.warning("%s: the GStreamer pipeline with %s did not open or encoded nothing; encoding mp4v "
+                        "on the CPU", self.path.name, element)
         if self.encoder == "auto" and gstreamer.on_jetson() and not gstreamer.opencv_has_gstreamer():
             log.warning("%s: encoding mp4v on the CPU, as %s", self.path.name, gstreamer.missing_gstreamer_hint())
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size_wh)
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size_wh)
         if not writer.isOpened():
             raise OSError(f"OpenCV cannot write an mp4v video at {self.path}")
         return writer, "mp4v"
+
+    def _gstreamer_writer(self, template: str, first_frame: np.ndarray, path: Path | None = None) -> cv2.VideoWriter | None:
+        pipeline = template.format(location=gstreamer.quoted_location(path or self.path))
+        height, width = first_frame.shape[:2]
+        writer = cv2.VideoWriter(pipeline, cv2.CAP_GSTREAMER, 0, self.fps, (width, height), True)
+        if writer.isOpened():
+            return writer
+        writer.release()
+        return None
+
+    def _encodes(self, template: str, first_frame: np.ndarray) -> bool:
+        """Whether the pipeline turns two copies of the first frame into a file that is not empty."""
+        probe = self.path.with_name(f".{self.path.stem}.probe{self.path.suffix}")
+        try:
+            writer = self._gstreamer_writer(template, first_frame, probe)
+            if writer is None:
+                return False
+            writer.write(first_frame)
+            writer.write(first_frame)
+            writer.release()
+            return probe.is_file() and probe.stat().st_size > 0
+        finally:
+            probe.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._writer is not None:

@@ -99,7 +99,21 @@ def test_a_pipeline_that_does_not_open_falls_back_to_mp4v_and_loses_no_frame(rea
         sink = VideoSink(tmp_path / "v.mp4", 25.0, pipelines=broken)
         _write(sink, _frames())
     assert sink.encoder_used == "mp4v" and len(read_video(tmp_path / "v.mp4")) == 12
-    assert "noencoder did not open" in caplog.text
+    assert "noencoder did not open or encoded nothing" in caplog.text
+
+
+@needs_gstreamer
+def test_a_pipeline_that_opens_but_refuses_the_frames_falls_back_before_the_recording_is_lost(read_video, tmp_path,
+                                                                                               caplog):
+    # caps for another frame size: the pipeline opens, then every frame fails to negotiate
+    refuses = {"x264enc": "appsrc ! videoconvert ! video/x-raw,format=BGRx,width=16,height=16 ! videoconvert ! "
+                          "x264enc ! h264parse ! qtmux ! filesink location={location}"}
+    with caplog.at_level(logging.WARNING, logger="edge_fetal"):
+        sink = VideoSink(tmp_path / "annotated.mp4", 25.0, pipelines=refuses)
+        _write(sink, _frames())
+    assert sink.encoder_used == "mp4v" and len(read_video(tmp_path / "annotated.mp4")) == 12
+    assert "x264enc did not open or encoded nothing" in caplog.text
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["annotated.mp4"], "no probe clip left behind"
 
 
 def test_encoder_settings_are_checked_and_the_cli_offers_the_same_choices():
