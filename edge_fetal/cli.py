@@ -197,7 +197,8 @@ def _run_stream(args: argparse.Namespace) -> int:
         report = run_stream(source, backend, config, out, progress=_status_printer(), stop=stop,
                             replace_previous=args.overwrite)
     print("\n".join(summary_lines(report)))
-    print(f"wrote {out / 'annotated.mp4'}, events.jsonl, report.json")
+    encoder = report["stream"]["video_encoder"]
+    print(f"wrote {out / 'annotated.mp4'}{f' ({encoder})' if encoder else ''}, events.jsonl, report.json")
     if report.get("dicom_sr", {}).get("error"):
         return 1
     return 130 if report["stopped_by"] == "interrupted" else 0

@@ -33,3 +33,9 @@ def test_stream_without_out_writes_each_run_into_a_new_folder(tmp_path, monkeypa
     runs = sorted((tmp_path / "stream_out").iterdir())
     assert len(runs) == 2, "the second run must neither be refused nor replace the first"
     assert all((run / "report.json").is_file() for run in runs)
+
+
+def test_video_encoder_cpu_writes_mp4v_and_the_last_line_names_it(tmp_path, capsys):
+    code = main(["stream", "--source", "sim:1", "--max-frames", "3", "--out", str(tmp_path), "--video-encoder", "cpu"])
+    assert code == 0
+    assert f"wrote {tmp_path / 'annotated.mp4'} (mp4v), events.jsonl, report.json" in capsys.readouterr().out
