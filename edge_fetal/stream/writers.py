@@ -73,7 +73,11 @@ class VideoSink:
         return writer, "mp4v"
 
     def _gstreamer_writer(self, template: str, first_frame: np.ndarray, path: Path | None = None) -> cv2.VideoWriter | None:
-        pipeline = template.format(location=gstreamer.quoted_location(path or self.path))
+        try:
+            pipeline = template.format(location=gstreamer.quoted_location(path or self.path))
+        except ValueError as error:  # a path GStreamer cannot be given: the recording stays on the CPU
+            log.warning("%s", error)
+            return None
         height, width = first_frame.shape[:2]
         writer = cv2.VideoWriter(pipeline, cv2.CAP_GSTREAMER, 0, self.fps, (width, height), True)
         if writer.isOpened():

@@ -127,10 +127,15 @@ def test_encoder_settings_are_checked_and_the_cli_offers_the_same_choices():
         _parser().parse_args(["stream", "--source", "0", "--video-encoder", "nvenc"])
 
 
-def test_a_path_with_a_double_quote_is_refused_for_a_pipeline(tmp_path):
+def test_a_path_with_a_double_quote_is_refused_for_a_pipeline_and_recorded_on_the_cpu(read_video, tmp_path):
     assert gstreamer.quoted_location(tmp_path / "a b!c.mp4") == f'"{tmp_path}/a b!c.mp4"'
     with pytest.raises(ValueError, match="double quote"):
         gstreamer.quoted_location(tmp_path / 'a"b.mp4')
+    folder = tmp_path / 'scan "7"'
+    folder.mkdir()
+    sink = VideoSink(folder / "annotated.mp4", 25.0, pipelines=STAND_IN)
+    _write(sink, _frames())
+    assert sink.encoder_used == "mp4v" and len(read_video(folder / "annotated.mp4")) == 12
 
 
 @pytest.mark.gpu
