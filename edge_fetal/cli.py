@@ -175,7 +175,8 @@ def _run_stream(args: argparse.Namespace) -> int:
     source.open()  # a wrong --source fails before the model loads
     plan = inference_plan(live=source.live or args.realtime, cores=physical_cores(), workers=args.inference_workers)
     config = StreamConfig(
-        source=source_config, sinks=SinkConfig(display=args.display, dicom_sr=args.dicom_sr, video_encoder=args.video_encoder), pixel_spacing=spacing,
+        source=source_config, pixel_spacing=spacing,
+        sinks=SinkConfig(display=args.display, dicom_sr=args.dicom_sr, video_encoder=args.video_encoder),
         realtime=args.realtime, max_frames=args.max_frames, inference_workers=plan.workers,
     )
     keep_freed_memory()  # frame-sized arrays reused from frame to frame, not faulted in again

@@ -179,7 +179,8 @@ def _pipeline_section(runs: list[dict], offline: OfflineEngine) -> dict:
             "stages": {stage: latency_stats(values) for stage, values in stages.items()},
             "render_p50_ms": round(render_p50, 3) if render_p50 is not None else None,
             "inference_workers": offline.workers, "threads_each": offline.threads_each or None,
-            "video_encoder": _video_encoder(runs), **_cpu_use(runs), "work_shares": work_shares(stages, render_p50, draw_p50)}
+            "video_encoder": _video_encoder(runs), **_cpu_use(runs),
+            "work_shares": work_shares(stages, render_p50, draw_p50)}
 
 
 def _live_section(runs: list[dict]) -> dict:

@@ -91,7 +91,8 @@ def write_scan_video(path: Path, segments: tuple[tuple[str, int], ...] | None = 
     from edge_fetal.data.simulator import DEFAULT_SEGMENTS, render_sweep
     from edge_fetal.stream.writers import VideoSink
 
-    sink = VideoSink(path, SCAN_FPS, encoder="cpu")  # the engine's own mp4 writer: raises OSError where OpenCV cannot write mp4
+    # the engine's own mp4 writer, mp4v everywhere; raises OSError where OpenCV cannot write mp4
+    sink = VideoSink(path, SCAN_FPS, encoder="cpu")
     try:
         for frame in render_sweep(seed, segments or DEFAULT_SEGMENTS):
             sink.write(cv2.cvtColor(frame.image, cv2.COLOR_GRAY2BGR))

@@ -15,9 +15,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from edge_fetal.stream import gstreamer
 from edge_fetal.stream.config import VIDEO_ENCODERS
 from edge_fetal.stream.fusion import FusionState
-from edge_fetal.stream import gstreamer
 from edge_fetal.stream.stats import log
 
 
@@ -72,7 +72,8 @@ class VideoSink:
             raise OSError(f"OpenCV cannot write an mp4v video at {self.path}")
         return writer, "mp4v"
 
-    def _gstreamer_writer(self, template: str, first_frame: np.ndarray, path: Path | None = None) -> cv2.VideoWriter | None:
+    def _gstreamer_writer(self, template: str, first_frame: np.ndarray,
+                          path: Path | None = None) -> cv2.VideoWriter | None:
         try:
             pipeline = template.format(location=gstreamer.quoted_location(path or self.path))
         except ValueError as error:  # a path GStreamer cannot be given: the recording stays on the CPU

@@ -148,7 +148,8 @@ def test_on_a_jetson_the_recording_is_h264_from_its_hardware_encoder(read_video,
     video = read_video(tmp_path / "annotated.mp4")
     assert len(video) == len(frames) and min(cv2.PSNR(a, b) for a, b in zip(frames, video)) > 25.0
     if sink.encoder_used != "nvv4l2h264enc":
-        pytest.skip(f"the hardware encoder's pipeline did not open here (no NVENC?); {sink.encoder_used} wrote the file")
+        pytest.skip(f"the hardware encoder's pipeline did not open here (no NVENC?); "
+                    f"{sink.encoder_used} wrote the file")
 
 
 @needs_gstreamer
