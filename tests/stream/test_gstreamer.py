@@ -183,7 +183,7 @@ def test_a_gstreamer_pipeline_reading_a_file_delivers_its_grey_frames_then_ends(
         writer.write(frame)
     writer.release()
     source = open_source(f"filesrc location={gstreamer.quoted_location(path)} ! avidemux ! jpegdec ! videoconvert ! "
-                         "video/x-raw,format=GRAY8 ! appsink sync=false")
+                         "video/x-raw,format=BGRx ! appsink sync=false")
     images = [frame.image for frame in source.frames()]
     assert len(images) == 12 and all(image.shape == (120, 160) and image.dtype == np.uint8 for image in images)
     assert abs(int(images[-1].mean()) - int(cv2.cvtColor(_frames()[-1], cv2.COLOR_BGR2GRAY).mean())) <= 3
@@ -191,7 +191,8 @@ def test_a_gstreamer_pipeline_reading_a_file_delivers_its_grey_frames_then_ends(
 
 @needs_gstreamer
 def test_a_live_gstreamer_source_delivering_grey_frames_is_read():
-    source = open_source("videotestsrc pattern=ball ! video/x-raw,format=GRAY8,width=160,height=120 ! appsink")
+    source = open_source("videotestsrc pattern=ball ! video/x-raw,width=160,height=120 ! videoconvert ! "
+                         "video/x-raw,format=BGRx ! appsink")
     stop = threading.Event()
     images = []
     for frame in source.frames(stop):
@@ -199,3 +200,21 @@ def test_a_live_gstreamer_source_delivering_grey_frames_is_read():
         if len(images) == 5:
             stop.set()
     assert len(images) == 5 and all(image.shape == (120, 160) and image.dtype == np.uint8 for image in images)
+
+
+def _first_grey(pipeline: str) -> np.ndarray:
+    frames = open_source(pipeline).frames()
+    try:
+        return next(frames).image
+    finally:
+        frames.close()
+
+
+@needs_gstreamer
+def test_bgrx_from_a_yuv_picture_is_full_range_grey_where_gray8_is_its_video_range_luma():
+    """Why the README's pipelines end in BGRx: white in a YUV picture is luma 235, black 16."""
+    decoded = "videotestsrc num-buffers=3 pattern={} ! video/x-raw,format=I420,width=64,height=48 ! videoconvert ! "
+    assert int(_first_grey(decoded.format("white") + "video/x-raw,format=GRAY8 ! appsink").mean()) == 235
+    assert int(_first_grey(decoded.format("black") + "video/x-raw,format=GRAY8 ! appsink").mean()) == 16
+    assert int(_first_grey(decoded.format("white") + "video/x-raw,format=BGRx ! appsink").mean()) >= 250
+    assert int(_first_grey(decoded.format("black") + "video/x-raw,format=BGRx ! appsink").mean()) <= 2

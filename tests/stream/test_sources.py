@@ -351,6 +351,18 @@ def test_an_rtsp_pipeline_left_with_its_two_second_jitter_buffer_is_warned_about
     assert not warn_if_rtsp_buffers("v4l2src device=/dev/video0 ! videoconvert ! appsink")
 
 
+def test_a_pipeline_handing_over_gray8_is_warned_about_and_bgrx_is_not(caplog):
+    from edge_fetal.stream.sources import warn_if_video_range_grey
+
+    grey = "rtspsrc location=rtsp://scanner/live latency=0 ! rtph264depay ! h264parse ! nvv4l2decoder ! nvvidconv ! " \
+           "video/x-raw,format=GRAY8 ! appsink"
+    with caplog.at_level(logging.WARNING, logger="edge_fetal"):
+        open_source(grey)
+    assert "video-range luma (16-235)" in caplog.text and "format=BGRx" in caplog.text
+    assert warn_if_video_range_grey("v4l2src ! video/x-raw, format=(string)GRAY8 ! appsink")
+    assert not warn_if_video_range_grey(grey.replace("GRAY8", "BGRx"))
+
+
 def test_sim_source_carries_truth_and_spacing():
     source = open_source("sim:3", SourceConfig(sim_segments=(("head", 2),)))
     frames = list(source.frames())
