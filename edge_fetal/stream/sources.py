@@ -53,10 +53,16 @@ class Frame:
     truth: Any = None
 
 
+# Video-range luma (black 16, white 235, ITU-R BT.601 / BT.709) to full-range grey, as OpenCV's
+# own YUV -> BGR -> grey conversion reads it: the grey the model was trained on.
+VIDEO_RANGE_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
+
+
 def to_grey_u8(image: np.ndarray, colour: str = "bgr", bits_stored: int | None = None) -> np.ndarray:
     """Any frame a source may produce → contiguous grey uint8 HxW.
 
-    2-D: grey. HxWx1: grey. HxWx2: packed YUYV (the Y samples are the grey image). HxWx3: BGR
+    2-D: grey. HxWx1: grey. HxWx2: packed YUYV (its Y samples, taken from video range to full range:
+    the grey OpenCV makes of the same picture through BGR). HxWx3: BGR
     (OpenCV), or RGB / YBR with `colour="rgb"` / `"ybr"` (YBR: the Y channel). HxWx4: BGRA / RGBA.
     uint16 is scaled by its `bits_stored` (default 16) to 8 bits. Anything else raises ValueError.
     """
@@ -70,8 +76,10 @@ def to_grey_u8(image: np.ndarray, colour: str = "bgr", bits_stored: int | None =
         array = (np.minimum(array, (1 << bits) - 1) >> (bits - 8)).astype(np.uint8)
     elif array.dtype != np.uint8:
         raise ValueError(f"unsupported frame dtype {array.dtype} (expected uint8 or uint16)")
-    if array.ndim == 3 and array.shape[2] in (1, 2):
+    if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
+    elif array.ndim == 3 and array.shape[2] == 2:
+        array = cv2.LUT(np.ascontiguousarray(array[..., 0]), VIDEO_RANGE_TO_FULL)
     elif array.ndim == 3 and array.shape[2] == 3:
         array = array[..., 0] if colour == "ybr" else cv2.cvtColor(
             array, cv2.COLOR_RGB2GRAY if colour == "rgb" else cv2.COLOR_BGR2GRAY)

@@ -42,12 +42,15 @@ def test_grey_conversion_of_16_bit_frames():
     assert to_grey_u8(twelve_bit, bits_stored=12)[0].tolist()[::4] == [0, 1, 255, 255]
 
 
-def test_grey_conversion_of_packed_yuyv():
-    y = np.random.default_rng(1).integers(0, 256, (16, 32), dtype=np.uint8)
-    uv = np.tile(np.array([90, 160], np.uint8), (16, 16))
-    yuyv = np.dstack([y, uv])  # what a V4L2 YUYV buffer looks like as HxWx2
-    assert np.array_equal(to_grey_u8(yuyv), y)
-    assert np.array_equal(to_grey_u8(yuyv), cv2.cvtColor(yuyv, cv2.COLOR_YUV2GRAY_YUY2))
+def test_packed_yuyv_reads_the_grey_that_opencv_makes_of_it_through_bgr():
+    """YUYV luma is video range (black 16, white 235): taken as it is, a frame would be up to 20
+    grey levels off the one the same picture gives through OpenCV's BGR conversion."""
+    y = np.random.default_rng(1).integers(16, 236, (16, 32), dtype=np.uint8)
+    yuyv = np.dstack([y, np.full_like(y, 128)])  # what a V4L2 YUYV buffer looks like as HxWx2 (no colour)
+    through_bgr = cv2.cvtColor(cv2.cvtColor(yuyv, cv2.COLOR_YUV2BGR_YUY2), cv2.COLOR_BGR2GRAY)
+    assert np.abs(to_grey_u8(yuyv).astype(int) - through_bgr).max() <= 1
+    black_and_white = np.dstack([np.array([[16, 235]] * 8, np.uint8).repeat(4, axis=1), np.full((8, 8), 128, np.uint8)])
+    assert to_grey_u8(black_and_white)[0].tolist()[::4] == [0, 255]
 
 
 @pytest.mark.parametrize("bad, match", [
