@@ -282,10 +282,9 @@ def open_source(spec: str, config: SourceConfig = SourceConfig()) -> FrameSource
     if "!" in text:
         warn_if_rtsp_buffers(text)
         warn_if_video_range_grey(text)
-        if pipeline_reads_file(text):
-            return FrameSource(VideoCaptureReader(text, cv2.CAP_GSTREAMER, live=False,
-                                                  description="GStreamer pipeline from a file"), config)
-        return FrameSource(VideoCaptureReader(text, cv2.CAP_GSTREAMER, live=True, description="GStreamer pipeline"), config)
+        from_file = pipeline_reads_file(text)
+        description = "GStreamer pipeline from a file" if from_file else "GStreamer pipeline"
+        return FrameSource(VideoCaptureReader(text, cv2.CAP_GSTREAMER, live=not from_file, description=description), config)
     if "://" in text:
         return FrameSource(VideoCaptureReader(text, cv2.CAP_FFMPEG, live=True, description=f"stream {redact_url(text)}"), config)
     path = Path(text).expanduser()
