@@ -14,7 +14,6 @@ into `Frame`s and owns the policy that is the same for all of them:
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import numpy as np
 
 from edge_fetal.calibration import PixelSpacing
 from edge_fetal.stream.config import SourceConfig
-from edge_fetal.stream.gstreamer import pipeline_reads_file
+from edge_fetal.stream.gstreamer import pipeline_reads_file, warn_if_rtsp_buffers, warn_if_video_range_grey
 from edge_fetal.stream.readers import (
     IMAGE_SUFFIXES, DicomCineReader, EndOfStream, ImageFilesReader, Reader, SimReader, SourceError,
     VideoCaptureReader, is_dicom, redact_url,
@@ -225,40 +224,6 @@ def _garbage_kind(raw_image, problem: Exception) -> str:
     if isinstance(raw_image, np.ndarray) and raw_image.dtype not in (np.uint8, np.uint16):
         return f"unsupported dtype {raw_image.dtype}"
     return "unusable frame"
-
-
-RTSPSRC_DEFAULT_LATENCY_MS = 2000  # GStreamer's rtspsrc `latency` property, when it is not set
-
-
-def warn_if_rtsp_buffers(pipeline: str) -> bool:
-    """Warn (and return True) when a GStreamer pipeline's rtspsrc keeps its default jitter buffer.
-
-    rtspsrc's jitter buffer may hold every packet for up to its `latency` before passing it on:
-    with the default, the overlay could trail the probe by up to two seconds, and no
-    capture→result figure would show it (a frame is stamped when the engine reads it).
-    """
-    if re.search(r"\brtspsrc\b", pipeline) is None or re.search(r"\blatency\s*=", pipeline) is not None:
-        return False
-    log.warning("the pipeline's rtspsrc may hold every frame back up to %d ms (its default latency): add latency=0 "
-                "after its location for a scanner on the local network", RTSPSRC_DEFAULT_LATENCY_MS)
-    return True
-
-
-def warn_if_video_range_grey(pipeline: str) -> bool:
-    """Warn (and return True) when a GStreamer pipeline hands over GRAY8 frames.
-
-    From a video decoder (nvv4l2decoder, avdec_h264...) GRAY8 is the picture's luma as it is
-    stored, in video range: black 16, white 235 (GStreamer's videoconvert passes it through so;
-    measured). The model was trained on full-range grey. On the real HC18 validation frames put
-    in video range it read heads worse: Dice 0.9701 -> 0.9666, HC MAE 2.13 -> 2.30 mm, the
-    largest error 13.0 -> 20.9 mm. BGRx is converted to full range on the way, and the engine
-    turns it into grey itself.
-    """
-    if re.search(r"format\s*=\s*(\(string\))?\s*GRAY8\b", pipeline) is None:
-        return False
-    log.warning("the pipeline hands over GRAY8: from a video decoder that is video-range luma (16-235), which the "
-                "model reads worse than full-range grey; end it with video/x-raw,format=BGRx ! appsink instead")
-    return True
 
 
 def open_source(spec: str, config: SourceConfig = SourceConfig()) -> FrameSource:

@@ -344,7 +344,7 @@ def test_a_stalled_network_stream_fails_a_read_within_seconds_not_opencvs_thirty
 
 
 def test_an_rtsp_pipeline_left_with_its_two_second_jitter_buffer_is_warned_about(caplog):
-    from edge_fetal.stream.sources import warn_if_rtsp_buffers
+    from edge_fetal.stream.gstreamer import warn_if_rtsp_buffers
 
     buffered = "rtspsrc location=rtsp://scanner/live ! rtph264depay ! h264parse ! avdec_h264 ! appsink"
     with caplog.at_level(logging.WARNING, logger="edge_fetal"):
@@ -355,7 +355,7 @@ def test_an_rtsp_pipeline_left_with_its_two_second_jitter_buffer_is_warned_about
 
 
 def test_a_pipeline_handing_over_gray8_is_warned_about_and_bgrx_is_not(caplog):
-    from edge_fetal.stream.sources import warn_if_video_range_grey
+    from edge_fetal.stream.gstreamer import warn_if_video_range_grey
 
     grey = "rtspsrc location=rtsp://scanner/live latency=0 ! rtph264depay ! h264parse ! nvv4l2decoder ! nvvidconv ! " \
            "video/x-raw,format=GRAY8 ! appsink"
