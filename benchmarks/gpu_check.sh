@@ -23,7 +23,7 @@ trap 'rm -rf "$SCRATCH"' EXIT
 echo "== machine"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 "$PYTHON" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())'
-"$PYTHON" -c 'import cv2; from edge_fetal.stream.gstreamer import on_jetson; print("opencv", cv2.__version__, "gstreamer", cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER), "jetson", on_jetson())'
+"$PYTHON" -c 'import cv2; from edge_fetal.stream.gstreamer import on_jetson, opencv_has_gstreamer; print("opencv", cv2.__version__, "gstreamer", opencv_has_gstreamer(), "jetson", on_jetson())'
 
 echo "== GPU tests (pytest -m gpu)"
 timeout 150 "$PYTHON" -m pytest -m gpu -q -rs -p no:cacheprovider --continue-on-collection-errors --basetemp "$SCRATCH/pytest" tests/
