@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     to_onnx.add_argument("--head-logit-offset", type=float, default=0.0,
                          help="added to the head class's logit before export: below 0 draws the head outline in "
                               "(recorded in the manifest; how it is chosen: edge_fetal/train/EXPERIMENTS.md)")
+    to_onnx.add_argument("--femur-logit-offset", type=float, default=0.0,
+                         help="added to the femur class's logit before export: below 0 shortens the femur "
+                              "(recorded in the manifest, chosen like the head's)")
     to_onnx.set_defaults(handler=_run_export_onnx)
     to_int8 = targets.add_parser("int8", help="ONNX → static INT8 (QDQ, per-channel) for CPU edge boxes")
     to_int8.add_argument("--onnx", default="engines/fetal_mtl.onnx", help="exported float model")

@@ -24,7 +24,9 @@ def run_onnx(args: argparse.Namespace) -> int:
     from edge_fetal.model.unet import count_gflops, count_params, offset_seg_logit
 
     model, checkpoint = load_model(args.checkpoint)
-    offset_seg_logit(model, "head", args.head_logit_offset)  # the torch weights and the ONNX graph both carry it
+    offsets = {"head": args.head_logit_offset, "femur": args.femur_logit_offset}
+    for structure, offset in offsets.items():
+        offset_seg_logit(model, structure, offset)  # the torch weights and the ONNX graph both carry it
     data = checkpoint["config"]["data"]
     image_size, trained_hw = data["image_size"], tuple(data.get("input_hw") or ())
     stride = trained_input_stride(model, checkpoint)  # None: a fixed square graph
@@ -40,10 +42,11 @@ def run_onnx(args: argparse.Namespace) -> int:
     manifest = model_manifest(out, image_size, stride, typical_hw, OPSET, count_gflops(model, typical_hw),
                               count_params(model), checkpoint, data_description)
     manifest["model"]["parity"] = parity.as_dict()
-    manifest["model"]["head_logit_offset"] = args.head_logit_offset
     source = f"the training checkpoint {args.checkpoint} (epoch {checkpoint.get('epoch')})"
-    if args.head_logit_offset:
-        source += f", the head class's logit offset by {args.head_logit_offset:+g}"
+    for structure, offset in offsets.items():
+        manifest["model"][f"{structure}_logit_offset"] = offset
+        if offset:
+            source += f", the {structure} class's logit offset by {offset:+g}"
     weights = save_torch_weights(model, checkpoint["config"], torch_weights_path(out), source)
     manifest["torch_weights"] = manifest_entry(weights, out, source, parity.as_dict())
     write_manifest(manifest_path(out), manifest)

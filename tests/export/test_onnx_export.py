@@ -81,21 +81,22 @@ def test_parity_check_passes_for_a_faithful_export_and_fails_for_another_model(t
     assert not check_parity(other, tiny_onnx, frames, real_count=1).passed
 
 
-@pytest.mark.parametrize("offset, head_everywhere", [(1000.0, True), (-1000.0, False)])
-def test_head_logit_offset_moves_the_exported_head_outline_and_is_recorded(tiny_checkpoint, frames, tmp_path,
-                                                                          offset, head_everywhere):
+@pytest.mark.parametrize("structure, label", [("head", 1), ("femur", 3)])
+@pytest.mark.parametrize("offset, everywhere", [(1000.0, True), (-1000.0, False)])
+def test_a_logit_offset_moves_the_exported_outline_and_is_recorded(tiny_checkpoint, frames, tmp_path,
+                                                                   structure, label, offset, everywhere):
     import json
 
     from edge_fetal.cli import main
 
     out = tmp_path / "offset.onnx"
     assert main(["export", "onnx", "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--parity-frames", "2",
-                 "--head-logit-offset", str(offset)]) == 0
+                 f"--{structure}-logit-offset", str(offset)]) == 0
     labels, _ = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"image": frames})
-    assert bool((labels == 1).all()) is head_everywhere and bool((labels == 1).any()) is head_everywhere
+    assert bool((labels == label).all()) is everywhere and bool((labels == label).any()) is everywhere
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["model"]["head_logit_offset"] == offset
-    assert f"offset by {offset:+g}" in manifest["torch_weights"]["source"]
+    assert manifest["model"][f"{structure}_logit_offset"] == offset
+    assert f"the {structure} class's logit offset by {offset:+g}" in manifest["torch_weights"]["source"]
 
 
 def test_only_a_structure_class_takes_a_logit_offset(tiny_model):

@@ -23,7 +23,8 @@ def exported(tiny_checkpoint, tmp_path_factory):
     from export.command import run_onnx
 
     out = tmp_path_factory.mktemp("exported") / "model.onnx"
-    run_onnx(argparse.Namespace(checkpoint=tiny_checkpoint, out=out, parity_frames=2, head_logit_offset=0.0))
+    run_onnx(argparse.Namespace(checkpoint=tiny_checkpoint, out=out, parity_frames=2, head_logit_offset=0.0,
+                                femur_logit_offset=0.0))
     return out, json.loads(out.with_name("manifest.json").read_text())
 
 
