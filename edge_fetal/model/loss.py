@@ -47,6 +47,25 @@ def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6,
     return 1 - dice[present].mean()
 
 
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Per-pixel KL divergence from the teacher's class probabilities to the student's, both
+    softened by `temperature`, times temperature² (so its gradients keep their scale; Hinton et al.
+    2015, "Distilling the knowledge in a neural network"), averaged over pixels.
+
+    It lets a narrower network learn where a wider one puts each outline, including on frames
+    without a mask; logits [N,C,H,W] of the same shape, any float dtype (computed in float32).
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student and teacher logits differ in shape: {tuple(student_logits.shape)} "
+                         f"and {tuple(teacher_logits.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    student = F.log_softmax(student_logits.float() / temperature, dim=1)
+    teacher = F.log_softmax(teacher_logits.float() / temperature, dim=1)
+    per_pixel = (teacher.exp() * (teacher - student)).sum(dim=1)
+    return per_pixel.mean() * temperature**2
+
+
 class MultiTaskLoss(nn.Module):
     """`forward(seg_logits, plane_logits, seg_target, has_mask, plane_target) -> LossTerms`.
 

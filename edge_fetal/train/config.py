@@ -84,11 +84,16 @@ class LossConfig:  # keyword arguments of MultiTaskLoss (`loss_arguments`), and 
     # outline early, then pushes it outward (EXPERIMENTS.md beside this file, "Cross-entropy
     # alone for a last stage").
     cross_entropy_last_epochs: int = 0
+    # Weight of the distillation term (model/loss.py `distillation_loss`) from run.teacher's
+    # segmentation logits, added to the loss; 0 = no teacher. Its temperature softens both sides.
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
 
     def loss_arguments(self) -> dict[str, Any]:
-        """Keyword arguments of MultiTaskLoss (the schedule is the training loop's)."""
+        """Keyword arguments of MultiTaskLoss (the schedule and the distillation are the training loop's)."""
         arguments = dataclasses.asdict(self)
-        del arguments["cross_entropy_last_epochs"]
+        for key in ("cross_entropy_last_epochs", "distill_weight", "distill_temperature"):
+            del arguments[key]
         return arguments
 
     def dice_weight_at(self, epoch: int, epochs: int) -> float:
@@ -140,6 +145,9 @@ class RunConfig:
     # A checkpoint whose model weights start this run (a fine-tuning stage); "" starts from the
     # seeded random initialisation. Its [model] section must equal this config's.
     init_from: str = ""
+    # A checkpoint of a (wider) trained network whose segmentation logits this run also learns
+    # from, weighted by loss.distill_weight; its architecture may differ. "" = none.
+    teacher: str = ""
 
 
 @dataclass(frozen=True)
@@ -170,6 +178,12 @@ class TrainConfig:
             raise ValueError(f"loss.dice_pooling must be one of {DICE_POOLING}, got {self.loss.dice_pooling!r}")
         if self.loss.dice_weight < 0:
             raise ValueError(f"loss.dice_weight must be >= 0, got {self.loss.dice_weight}")
+        if self.loss.distill_weight < 0 or self.loss.distill_temperature <= 0:
+            raise ValueError(f"loss.distill_weight must be >= 0 and loss.distill_temperature > 0, got "
+                             f"{self.loss.distill_weight} and {self.loss.distill_temperature}")
+        if bool(self.loss.distill_weight) != bool(self.run.teacher):
+            raise ValueError("loss.distill_weight > 0 and run.teacher go together: set both or neither "
+                             f"(got distill_weight {self.loss.distill_weight}, teacher {self.run.teacher!r})")
         if not 0 <= self.loss.cross_entropy_last_epochs < self.optim.epochs:
             raise ValueError(f"loss.cross_entropy_last_epochs must be in [0, optim.epochs), "
                              f"got {self.loss.cross_entropy_last_epochs}")

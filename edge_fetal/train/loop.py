@@ -6,7 +6,8 @@
 `<run.out_dir>/<run.name>/`:
 `last.pt` (every epoch), `best.pt` (best validation score = mean of plane accuracy and mean
 Dice), `history.jsonl` (one line per epoch). `resume=True` continues from `last.pt`; `run.init_from`
-starts a new run (a fine-tuning stage) from another run's weights, with a fresh optimiser.
+starts a new run (a fine-tuning stage) from another run's weights, with a fresh optimiser;
+`run.teacher` adds a distillation term from another trained network's segmentation logits.
 
 Determinism: the epoch's shuffle comes from a generator seeded with (seed, epoch), augmentation
 from (seed, epoch, row) and dropout from torch's global RNG, whose state the checkpoint keeps;
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from edge_fetal.model.loss import MultiTaskLoss
+from edge_fetal.model.loss import MultiTaskLoss, distillation_loss
 from edge_fetal.model.unet import SEG_CLASSES, MultiTaskUNet
 from edge_fetal.train.augment import Augmenter
 from edge_fetal.train.config import TrainConfig
@@ -94,6 +95,10 @@ def train(
         elif cfg.run.init_from:
             model.load_state_dict(_initial_weights(Path(cfg.run.init_from), cfg))
             log(f"starting from the weights of {cfg.run.init_from}")
+        teacher = _teacher_model(Path(cfg.run.teacher)) if cfg.run.teacher else None
+        if teacher is not None:
+            log(f"learning also from the teacher {cfg.run.teacher} (distillation weight {cfg.loss.distill_weight}, "
+                f"temperature {cfg.loss.distill_temperature})")
         run_dir.mkdir(parents=True, exist_ok=True)
         log(f"train {len(train_set)} / val {len(val_set)} frames, {steps_per_epoch} steps/epoch, "
             f"{cfg.optim.epochs} epochs, {'bf16' if use_bf16(cfg) else 'fp32'} -> {run_dir}")
@@ -106,7 +111,7 @@ def train(
             order = torch.randperm(len(train_set), generator=shuffle)
             loader = DataLoader(train_set, batch_size=batch_size, sampler=order.tolist(),
                                 drop_last=len(train_set) >= batch_size)
-            train_figures = _train_epoch(model, loss_fn, loader, optimizer, scheduler, cfg, epoch, log)
+            train_figures = _train_epoch(model, teacher, loss_fn, loader, optimizer, scheduler, cfg, epoch, log)
             val_figures = evaluate(model, val_set, loss_fn, cfg) if len(val_set) else {}
             score = val_figures.get("score", -train_figures["loss"])
             is_best = score > best_score
@@ -133,31 +138,49 @@ def train(
     return run_dir
 
 
-def _train_epoch(model, loss_fn, loader, optimizer, scheduler, cfg: TrainConfig, epoch: int, log) -> dict:
+def _train_epoch(model, teacher, loss_fn, loader, optimizer, scheduler, cfg: TrainConfig, epoch: int, log) -> dict:
     model.train()
     sums = {"loss": 0.0, "seg_ce": 0.0, "dice": 0.0, "plane_ce": 0.0}
+    if teacher is not None:
+        sums["distill"] = 0.0
     steps, t0 = 0, time.monotonic()
     for batch in loader:
+        image = batch["image"].contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(cfg)):
-            seg_logits, plane_logits = model(batch["image"].contiguous(memory_format=torch.channels_last))
+            seg_logits, plane_logits = model(image)
         terms = loss_fn(seg_logits, plane_logits, batch["label"], batch["has_mask"], batch["plane"])
-        if not torch.isfinite(terms.total):
+        total, figures = terms.total, list(terms)
+        if teacher is not None:
+            distill = _distillation_term(teacher, image, seg_logits, cfg)
+            total = total + cfg.loss.distill_weight * distill
+            figures = [total, *figures[1:], distill]
+        if not torch.isfinite(total):
             raise RuntimeError(f"non-finite loss at epoch {epoch + 1} step {steps + 1}: {terms}")
         optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
+        total.backward()
         if cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         optimizer.step()
         scheduler.step()
-        for key, value in zip(sums, terms):
+        for key, value in zip(sums, figures):
             sums[key] += float(value.detach())
         steps += 1
         if steps % cfg.run.log_every == 0:
             mean = {k: v / steps for k, v in sums.items()}
+            extra = f" distill {mean['distill']:.4f}" if teacher is not None else ""
             log(f"epoch {epoch + 1} step {steps}/{len(loader)} loss {mean['loss']:.4f} "
-                f"(ce {mean['seg_ce']:.3f} dice {mean['dice']:.3f} plane {mean['plane_ce']:.3f}) "
+                f"(ce {mean['seg_ce']:.3f} dice {mean['dice']:.3f} plane {mean['plane_ce']:.3f}{extra}) "
                 f"lr {scheduler.get_last_lr()[0]:.2e} {(time.monotonic() - t0) / steps:.2f} s/step")
     return {k: round(v / max(steps, 1), 5) for k, v in sums.items()}
+
+
+def _distillation_term(teacher: MultiTaskUNet, image: torch.Tensor, seg_logits: torch.Tensor,
+                       cfg: TrainConfig) -> torch.Tensor:
+    """The distillation loss of the student's segmentation logits against the teacher's, on the
+    same (augmented) frames; the teacher runs without gradients, in eval mode."""
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(cfg)):
+        teacher_logits = teacher(image).seg_logits
+    return distillation_loss(seg_logits, teacher_logits, cfg.loss.distill_temperature)
 
 
 @torch.no_grad()
@@ -256,6 +279,16 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
     if saved != current:
         raise ValueError(f"run.init_from: {path} holds another architecture ({saved}) than [model] ({current})")
     return checkpoint["model"]
+
+
+def _teacher_model(path: Path) -> MultiTaskUNet:
+    """The network of a training checkpoint, frozen in eval mode, to distil from (any architecture
+    with this run's classes)."""
+    checkpoint = _read_checkpoint(path, "run.teacher")
+    teacher = MultiTaskUNet(**checkpoint["config"]["model"])
+    teacher.load_state_dict(checkpoint["model"])
+    teacher.requires_grad_(False)
+    return teacher.eval().to(memory_format=torch.channels_last)
 
 
 def _with_current_defaults(saved: dict) -> dict:

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
-from edge_fetal.model.loss import MultiTaskLoss  # noqa: E402
+from edge_fetal.model.loss import MultiTaskLoss, distillation_loss  # noqa: E402
 from edge_fetal.model.unet import (  # noqa: E402
     ONNX_INPUT_NAMES,
     ONNX_OUTPUT_NAMES,
@@ -163,6 +163,54 @@ def test_dice_weight_scales_only_the_dice_term():
     assert float(full.total) == pytest.approx(float(ce_only.total) + float(full.dice))
     with pytest.raises(ValueError, match="loss.dice_weight"):
         TrainConfig.from_dict({"loss": {"dice_weight": -1.0}})
+
+
+def test_distillation_loss_is_zero_for_the_teacher_itself_and_grows_with_the_gap():
+    torch.manual_seed(2)
+    teacher = torch.randn(2, 4, 16, 16)
+    near, far = teacher + 0.1 * torch.randn_like(teacher), teacher + 1.0 * torch.randn_like(teacher)
+    for temperature in (1.0, 2.0):
+        assert float(distillation_loss(teacher, teacher, temperature)) == pytest.approx(0.0, abs=1e-6)
+        assert 0 < float(distillation_loss(near, teacher, temperature)) < float(distillation_loss(far, teacher, temperature))
+    with pytest.raises(ValueError, match="differ in shape"):
+        distillation_loss(teacher[:, :3], teacher)
+
+
+def test_config_takes_a_distillation_weight_only_with_a_teacher():
+    with pytest.raises(ValueError, match="run.teacher"):
+        TrainConfig.from_dict({"loss": {"distill_weight": 1.0}})
+    with pytest.raises(ValueError, match="distill_weight"):
+        TrainConfig.from_dict({"run": {"teacher": "runs/wide/last.pt"}})
+    with pytest.raises(ValueError, match="distill_temperature"):
+        TrainConfig.from_dict({"loss": {"distill_weight": 1.0, "distill_temperature": 0.0},
+                               "run": {"teacher": "runs/wide/last.pt"}})
+
+
+def _gap_to(teacher_checkpoint: Path, student_checkpoint: Path, data: ArrayDataset) -> float:
+    """Mean distillation loss of a student's segmentation logits against a teacher's, on `data`."""
+    from edge_fetal.model.load import load_checkpoint_model
+
+    images = torch.from_numpy(data.images[:, None].astype(np.float32) / 255)
+    with torch.no_grad():
+        teacher, student = (load_checkpoint_model(p)[0](images).seg_logits for p in (teacher_checkpoint, student_checkpoint))
+    return float(distillation_loss(student, teacher))
+
+
+def test_a_narrower_student_learns_from_a_wider_teacher(tmp_path):
+    data = tiny_data()
+    teacher = train(tiny_config(tmp_path, "teacher", epochs=1), data, split=SPLIT, log=lambda _: None) / "last.pt"
+    alone = _config_with(tiny_config(tmp_path, "alone"), model={"widths": [2, 8, 16]})
+    taught = _config_with(alone, loss={"distill_weight": 20.0}, run={"name": "taught", "teacher": str(teacher)})
+    lines: list[str] = []
+    taught_dir = train(taught, data, split=SPLIT, log=lines.append)
+    alone_dir = train(alone, data, split=SPLIT, log=lambda _: None)
+    assert any("learning also from the teacher" in line for line in lines)
+    history = [json.loads(line) for line in (taught_dir / "history.jsonl").read_text().splitlines()]
+    assert history[-1]["train"]["distill"] > 0
+    assert _gap_to(teacher, taught_dir / "last.pt", data) < _gap_to(teacher, alone_dir / "last.pt", data)
+    missing = _config_with(taught, run={"name": "missing", "teacher": str(tmp_path / "nope.pt")})
+    with pytest.raises(ValueError, match="run.teacher.*does not exist"):
+        train(missing, data, split=SPLIT, log=lambda _: None)
 
 
 def test_last_epochs_train_on_cross_entropy_alone_as_configured(tmp_path):
