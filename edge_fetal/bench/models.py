@@ -132,10 +132,10 @@ def _same_architecture(checkpoint_model: dict, manifest_architecture: dict | Non
     def plain(value):  # a checkpoint holds tuples where the JSON manifest holds lists
         return list(value) if isinstance(value, (list, tuple)) else value
 
-    defaults = {"full_input_conv": False}  # checkpoints and manifests written before the option lack it
+    defaults = {"full_input_conv": False, "signed_features": False}  # older checkpoints and manifests lack them
     return all(plain(checkpoint_model.get(key, defaults.get(key)))
                == plain(manifest_architecture.get(key, defaults.get(key)))
-               for key in ("widths", "separable_from", "decoder_separable_from", "full_input_conv"))
+               for key in ("widths", "separable_from", "decoder_separable_from", "full_input_conv", "signed_features"))
 
 
 def manifest_checkpoint(manifest: dict) -> Path | None:

@@ -134,6 +134,11 @@ class MultiTaskUNet(nn.Module):
     decoder_separable_from: the same for the decoder stages; default 0 (all separable), because
       the concat doubles the channels at full resolution, where a full 3x3 conv costs most.
     full_input_conv: with separable_from 0, the very first conv (on the image) stays a full 3x3.
+    signed_features: the segmentation head reads the decoder's last features before their ReLU.
+      Behind a ReLU, 8 full-resolution channels gave one class the all-zero code: the trained
+      8-channel network drew a femur wherever all 8 were off, its femur lead there the head's
+      bias, 1.6 logits in every frame (edge_fetal/train/EXPERIMENTS.md); signed features leave no
+      such dead code, at no cost.
     The defaults give 1.52 GFLOP per 256² frame (`count_gflops`).
     """
 
@@ -143,6 +148,7 @@ class MultiTaskUNet(nn.Module):
         separable_from: int = 2,
         decoder_separable_from: int = 0,
         full_input_conv: bool = False,
+        signed_features: bool = False,
         num_seg_classes: int = len(SEG_CLASSES),
         num_planes: int = len(PLANE_CLASSES),
         dropout: float = 0.2,
@@ -162,6 +168,9 @@ class MultiTaskUNet(nn.Module):
         self.input_norm = nn.BatchNorm2d(1, affine=False)  # learns the data's mean/std; folds away
         self.encoder = Encoder(widths, separable_from, full_input_conv=full_input_conv)
         self.decoder = Decoder(self.encoder.out_channels, decoder_separable_from)
+        if signed_features:
+            last_block = self.decoder.stages[0].fuse[-1]
+            last_block[-1] = nn.Identity()  # its final ReLU; nothing random is drawn, so seeds still reproduce
         self.seg_head = nn.Conv2d(self.decoder.out_channels, num_seg_classes, 1)
         self.plane_head = PlaneHead(self.encoder.out_channels[-1], num_planes, dropout)
         self.size_multiple = 2 ** (len(widths) - 1)

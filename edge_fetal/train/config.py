@@ -67,6 +67,7 @@ class ModelConfig:  # keyword arguments of MultiTaskUNet
     separable_from: int = 2
     decoder_separable_from: int = 0
     full_input_conv: bool = False
+    signed_features: bool = False
     num_seg_classes: int = 4
     num_planes: int = 4
     dropout: float = 0.2

@@ -97,6 +97,24 @@ def test_full_input_conv_keeps_a_full_first_conv_on_a_separable_level_0():
     assert full_first(torch.rand(1, 1, SIZE, SIZE)).seg_logits.shape == (1, 4, SIZE, SIZE)
 
 
+def test_signed_features_reach_the_segmentation_head_and_keep_the_seeded_weights():
+    def head_input(model, image):
+        seen = []
+        model.seg_head.register_forward_hook(lambda _module, args, _out: seen.append(args[0]))
+        model(image)
+        return seen[0]
+
+    image = torch.rand(2, 1, SIZE, SIZE)
+    torch.manual_seed(4)
+    plain = MultiTaskUNet(**TINY).eval()
+    torch.manual_seed(4)
+    signed = MultiTaskUNet(**TINY, signed_features=True).eval()
+    assert float(head_input(plain, image).min()) >= 0  # behind a ReLU
+    assert float(head_input(signed, image).min()) < 0
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), signed.state_dict().values()))
+    assert count_gflops(signed, SIZE) == pytest.approx(count_gflops(plain, SIZE), rel=1e-3)
+
+
 def test_default_model_within_budget():
     assert 0.5 < count_gflops(MultiTaskUNet(), size=256) <= 2.0
 
