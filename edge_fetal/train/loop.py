@@ -149,11 +149,12 @@ def _train_epoch(model, teacher, loss_fn, loader, optimizer, scheduler, cfg: Tra
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(cfg)):
             seg_logits, plane_logits = model(image)
         terms = loss_fn(seg_logits, plane_logits, batch["label"], batch["has_mask"], batch["plane"])
-        total, figures = terms.total, list(terms)
+        total = terms.total
+        figures = {"seg_ce": terms.seg_ce, "dice": terms.dice, "plane_ce": terms.plane_ce}
         if teacher is not None:
-            distill = _distillation_term(teacher, image, seg_logits, cfg)
-            total = total + cfg.loss.distill_weight * distill
-            figures = [total, *figures[1:], distill]
+            figures["distill"] = _distillation_term(teacher, image, seg_logits, cfg)
+            total = total + cfg.loss.distill_weight * figures["distill"]
+        figures["loss"] = total
         if not torch.isfinite(total):
             raise RuntimeError(f"non-finite loss at epoch {epoch + 1} step {steps + 1}: {terms}")
         optimizer.zero_grad(set_to_none=True)
@@ -162,7 +163,7 @@ def _train_epoch(model, teacher, loss_fn, loader, optimizer, scheduler, cfg: Tra
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         optimizer.step()
         scheduler.step()
-        for key, value in zip(sums, figures):
+        for key, value in figures.items():
             sums[key] += float(value.detach())
         steps += 1
         if steps % cfg.run.log_every == 0:
