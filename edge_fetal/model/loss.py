@@ -62,7 +62,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
         raise ValueError(f"temperature must be > 0, got {temperature}")
     student = F.log_softmax(student_logits.float() / temperature, dim=1)
     teacher = F.log_softmax(teacher_logits.float() / temperature, dim=1)
-    per_pixel = (teacher.exp() * (teacher - student)).sum(dim=1)
+    per_pixel = F.kl_div(student, teacher, reduction="none", log_target=True).sum(dim=1)
     return per_pixel.mean() * temperature**2
 
 
